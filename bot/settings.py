@@ -1,0 +1,114 @@
+"""Every setting of the project, read from the environment in this one module.
+
+Secrets are never constants in the code: when the environment does not provide one, a random
+value is generated once into ``var/secrets.env`` (git-ignored, mode 0600) so that the CLI, the
+action server and the web server of one installation agree without any manual step.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# name of the environment variable -> how to generate a value for a fresh installation
+_GENERATED_SECRETS = {
+    "GIFTBOT_CLAIM_CODE_SECRET": lambda: secrets.token_hex(32),
+    "GIFTBOT_TOKEN_SECRET": lambda: secrets.token_hex(32),
+    "GIFTBOT_OUTBOX_KEY": lambda: _fernet_key(),
+}
+
+
+def _fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
+@dataclass(frozen=True)
+class Settings:
+    var_dir: Path
+    db_url: str
+    claim_code_secret: bytes
+    """Key of the HMAC under which claim codes are stored."""
+    token_secret: str
+    """HS256 key with which the store signs customer tokens."""
+    outbox_key: str
+    """Fernet key that seals claim codes inside outbox emails at rest."""
+    max_failures_per_conversation: int
+    max_failures_per_customer: int
+    max_failures_per_card: int
+    failure_window_hours: int
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be a whole number, got {raw!r}") from exc
+    if value < 1:
+        raise SystemExit(f"{name} must be at least 1, got {value}")
+    return value
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if not path.exists():
+        return values
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def _load_or_create_secrets(var_dir: Path) -> dict[str, str]:
+    """The secrets from the environment, else from var/secrets.env, generated when missing."""
+    path = var_dir / "secrets.env"
+    stored = _read_env_file(path)
+    missing = [name for name in _GENERATED_SECRETS if name not in stored]
+    if missing:
+        var_dir.mkdir(parents=True, exist_ok=True)
+        for name in missing:
+            stored[name] = _GENERATED_SECRETS[name]()
+        body = "# Generated on first run; keep private. Environment variables override these.\n"
+        body += "".join(f"{name}={stored[name]}\n" for name in sorted(stored))
+        # Write-then-rename so that two processes starting together never read half a file.
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(body)
+        if path.exists():
+            tmp.replace(path)  # add the new names to an existing file
+        else:
+            try:
+                os.link(tmp, path)  # atomic: fails if another process created it first
+            except FileExistsError:
+                stored = _read_env_file(path)  # that process won the race: use its values
+            tmp.unlink()
+    return {name: os.environ.get(name) or stored[name] for name in _GENERATED_SECRETS}
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    var_dir = Path(os.environ.get("GIFTBOT_VAR_DIR") or PROJECT_ROOT / "var")
+    secret_values = _load_or_create_secrets(var_dir)
+    return Settings(
+        var_dir=var_dir,
+        db_url=os.environ.get("GIFTBOT_DB_URL") or f"sqlite:///{var_dir / 'wallet.db'}",
+        claim_code_secret=secret_values["GIFTBOT_CLAIM_CODE_SECRET"].encode(),
+        token_secret=secret_values["GIFTBOT_TOKEN_SECRET"],
+        outbox_key=secret_values["GIFTBOT_OUTBOX_KEY"],
+        max_failures_per_conversation=_int_env("GIFTBOT_MAX_FAILURES_PER_CONVERSATION", 3),
+        max_failures_per_customer=_int_env("GIFTBOT_MAX_FAILURES_PER_CUSTOMER", 5),
+        max_failures_per_card=_int_env("GIFTBOT_MAX_FAILURES_PER_CARD", 5),
+        failure_window_hours=_int_env("GIFTBOT_FAILURE_WINDOW_HOURS", 24),
+    )

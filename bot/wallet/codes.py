@@ -1,0 +1,235 @@
+"""Card formats: the one place that knows what a serial, a claim code and an order number are.
+
+Parsers accept what shoppers type (spaces, dashes, lower case) and return the canonical form,
+or raise :class:`CodeFormatError` with a hint that tells the shopper what exactly is wrong.
+The NLU patterns, the form validators and the CLI all use these functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+
+SERIAL_LENGTH = 19
+SERIAL_PREFIX = "17"
+CLAIM_CODE_LENGTHS = (14, 15)
+# Generated codes avoid characters that are easy to misread (0/O, 1/I/L).
+CLAIM_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+AMBIGUOUS_CHARACTERS = frozenset("0O1IL")
+DIGITAL_ORDER_PREFIX = "D01"
+
+_SEPARATORS = re.compile(r"[\s\-]+")
+
+
+class CodeFormatError(ValueError):
+    """A value that is not in the expected format; ``hint`` is safe to show the shopper."""
+
+    def __init__(self, hint: str) -> None:
+        super().__init__(hint)
+        self.hint = hint
+
+
+def _compact(text: str) -> str:
+    return _SEPARATORS.sub("", text.strip())
+
+
+# ---------------------------------------------------------------------------- serial numbers
+
+
+def parse_serial(text: str) -> str:
+    """The 19-digit serial in ``text`` (spaces and dashes allowed between digits)."""
+    compact = _compact(text)
+    if not compact:
+        raise CodeFormatError("Please type the serial number printed near the bottom of the back.")
+    if not compact.isdigit() or not compact.isascii():
+        raise CodeFormatError(
+            "A serial number has only digits (no letters). It is the 19-digit number near the "
+            "bottom of the back of the card, starting with 17."
+        )
+    if len(compact) != SERIAL_LENGTH:
+        raise CodeFormatError(
+            f"A serial number has 19 digits; I counted {len(compact)}. Please check it against "
+            "the number near the bottom of the back of the card."
+        )
+    if not compact.startswith(SERIAL_PREFIX):
+        raise CodeFormatError(
+            "Gift card serial numbers always start with 17. Please check the number near the "
+            "bottom of the back of the card."
+        )
+    return compact
+
+
+def mask_serial(serial: str) -> str:
+    """The serial as it may be shown in chat, logs and the agent console: last 4 digits."""
+    return f"••••{serial[-4:]}"
+
+
+def generate_serial() -> str:
+    return SERIAL_PREFIX + "".join(secrets.choice("0123456789") for _ in range(SERIAL_LENGTH - 2))
+
+
+# ------------------------------------------------------------------------------- claim codes
+
+
+def parse_claim_code(text: str) -> str:
+    """The canonical (upper case, no separators) claim code in ``text``."""
+    compact = _compact(text).upper()
+    if not compact:
+        raise CodeFormatError(
+            "Please type the claim code: it is on the back of the card, under the words "
+            "'Claim Code' (you may need to scratch off the silver foil)."
+        )
+    if not (compact.isascii() and compact.isalnum()):
+        raise CodeFormatError(
+            "A claim code has only letters and digits (dashes and spaces are fine). Please "
+            "type it exactly as printed under 'Claim Code'."
+        )
+    if compact.isdigit() and len(compact) == SERIAL_LENGTH and compact.startswith(SERIAL_PREFIX):
+        raise CodeFormatError(
+            "That looks like the serial number. The claim code is the shorter mix of letters "
+            "and digits nearer the top of the back, under 'Claim Code'."
+        )
+    if len(compact) not in CLAIM_CODE_LENGTHS:
+        raise CodeFormatError(
+            f"A claim code has 14 or 15 letters and digits; I counted {len(compact)}. Please "
+            "check for a missing or extra character."
+        )
+    if compact.isdigit() or compact.isalpha():
+        raise CodeFormatError(
+            "A claim code mixes letters and digits. Please check it against the card, "
+            "character by character."
+        )
+    return compact
+
+
+def has_ambiguous_characters(claim_code: str) -> bool:
+    """True when the code holds characters our codes never use (a likely misreading)."""
+    return any(char in AMBIGUOUS_CHARACTERS for char in claim_code.upper())
+
+
+def format_claim_code(claim_code: str) -> str:
+    """Group a canonical code the way it is printed: 4-6-rest (e.g. AQ4T-B7XWZC-9M2P)."""
+    return f"{claim_code[:4]}-{claim_code[4:10]}-{claim_code[10:]}"
+
+
+def generate_claim_code(length: int = 14) -> str:
+    while True:
+        code = "".join(secrets.choice(CLAIM_CODE_ALPHABET) for _ in range(length))
+        if not (code.isalpha() or code.isdigit()):
+            return code
+
+
+def claim_code_hmac(claim_code: str, secret: bytes) -> str:
+    """The keyed hash under which a claim code is stored; the code itself is never stored."""
+    canonical = parse_claim_code(claim_code)
+    return hmac.new(secret, canonical.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+# ----------------------------------------------------------------------------- order numbers
+
+
+def parse_order_number(text: str) -> str:
+    """The canonical ``NNN-NNNNNNN-NNNNNNN`` (or ``D01-…``) order number in ``text``."""
+    compact = _compact(text).upper()
+    prefix, rest = compact[:3], compact[3:]
+    if not compact:
+        raise CodeFormatError("Please type the order number from your order confirmation.")
+    if (prefix.isdigit() or prefix == DIGITAL_ORDER_PREFIX) and rest.isdigit() and len(rest) == 14:
+        return f"{prefix}-{rest[:7]}-{rest[7:]}"
+    raise CodeFormatError(
+        "An order number looks like 123-1234567-1234567 (3, 7 and 7 digits; digital orders "
+        "start with D01-). You can find it in your order confirmation email or under Your Orders."
+    )
+
+
+def generate_order_number(digital: bool = False) -> str:
+    def digits(count: int) -> str:
+        return "".join(secrets.choice("0123456789") for _ in range(count))
+
+    prefix = DIGITAL_ORDER_PREFIX if digital else digits(3)
+    return f"{prefix}-{digits(7)}-{digits(7)}"
+
+
+# ---------------------------------------------------------------------------- finding in text
+
+# Separators may stand between any two digits of a serial; a longer digit run is not a serial.
+SERIAL_PATTERN = re.compile(r"(?<![\w-])17(?:[ \-]?\d){17}(?![\w]|[ \-]\d)")
+ORDER_NUMBER_PATTERN = re.compile(r"(?<![\w-])(?:\d{3}|[Dd]01)[ \-]?\d{7}[ \-]?\d{7}(?![\w-])")
+# A claim code is typed as one token (compact or with dashes) or as space-separated groups.
+_TOKEN = re.compile(r"(?<![\w@.\-])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*(?![\w@\-])")
+# A group of a space-separated code carries a digit or is in capitals as printed, so that
+# "card 1234 dollars" is never read as a claim code.
+_GROUP = re.compile(r"[A-Z0-9]+|[A-Za-z]*\d[A-Za-z0-9]*")
+_MAX_GROUPS = 5
+
+
+@dataclass(frozen=True)
+class Found:
+    label: str
+    start: int
+    end: int
+    value: str
+    """The canonical form of the matched text."""
+
+
+def find_codes(text: str) -> list[Found]:
+    """Every serial number, order number and claim code in free text, in order, no overlaps."""
+    found: list[Found] = []
+
+    def free(start: int, end: int) -> bool:
+        return all(end <= f.start or start >= f.end for f in found)
+
+    for label, pattern, parse in (
+        ("serial_number", SERIAL_PATTERN, parse_serial),
+        ("order_number", ORDER_NUMBER_PATTERN, parse_order_number),
+    ):
+        for match in pattern.finditer(text):
+            if free(match.start(), match.end()):
+                found.append(Found(label, match.start(), match.end(), parse(match.group())))
+    tokens = [m for m in _TOKEN.finditer(text) if free(m.start(), m.end())]
+    candidates = [_claim_code_at(text, tokens, i) for i in range(len(tokens))]
+    index = 0
+    while index < len(tokens):
+        match = candidates[index]
+        # "MY CODE AQ4T B7XWZC 9M2P": a leading all-letter word is not part of the code
+        # when the code also reads well without it.
+        while (
+            match is not None
+            and index + 1 < len(tokens)
+            and tokens[index].group().isalpha()
+            and candidates[index + 1] is not None
+            and tokens[index + 1].start() < match[0].end
+        ):
+            index += 1
+            match = candidates[index]
+        if match is None:
+            index += 1
+            continue
+        found.append(match[0])
+        index = match[1]
+    return sorted(found, key=lambda f: f.start)
+
+
+def _claim_code_at(text: str, tokens: list[re.Match[str]], first: int) -> tuple[Found, int] | None:
+    """The longest claim code made of tokens[first:k] (joined by single spaces), and k."""
+    last = first
+    while (
+        last + 1 < len(tokens)
+        and last + 1 - first < _MAX_GROUPS
+        and text[tokens[last].end() : tokens[last + 1].start()] == " "
+    ):
+        last += 1
+    for stop in range(last + 1, first, -1):
+        window = tokens[first:stop]
+        if len(window) > 1 and not all(_GROUP.fullmatch(t.group()) for t in window):
+            continue
+        start, end = window[0].start(), window[-1].end()
+        try:
+            value = parse_claim_code(text[start:end])
+        except CodeFormatError:
+            continue
+        return Found("claim_code", start, end, value), stop
+    return None
