@@ -1,0 +1,245 @@
+"""The ``giftbot`` command: administers the wallet store and mints customer tokens.
+
+Every command takes ``--json`` for machine-readable output. Bad input exits with status 2 and
+a one-line reason on stderr, and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import inspect
+
+from bot.settings import get_settings
+from bot.tokens import mint_customer_token
+from bot.wallet import codes, db, demo
+from bot.wallet.money import AmountError, format_money, parse_amount, to_decimal_string
+from bot.wallet.repository import CardView, WalletError, WalletRepository
+
+
+class UsageError(Exception):
+    """Bad input: reported in one line, exit status 2."""
+
+
+Output = dict[str, Any]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], tuple[Output, str]] = args.handler
+    try:
+        payload, text = handler(args)
+    except (UsageError, WalletError, AmountError, codes.CodeFormatError) as exc:
+        print(f"giftbot: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(payload, indent=2, default=str) if args.json else text)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+
+    parser = argparse.ArgumentParser(prog="giftbot", description=__doc__)
+    groups = parser.add_subparsers(dest="group", required=True)
+
+    wallet = groups.add_parser("wallet", help="the wallet store").add_subparsers(
+        dest="command", required=True
+    )
+    wallet.add_parser("init", parents=[common], help="create or upgrade the schema").set_defaults(
+        handler=_init
+    )
+    seed = wallet.add_parser("seed", parents=[common], help="load the demo data")
+    seed.add_argument("--demo", action="store_true", required=True)
+    seed.set_defaults(handler=_seed)
+
+    customer = wallet.add_parser("create-customer", parents=[common], help="add a customer")
+    customer.add_argument("--name", required=True)
+    customer.add_argument("--email", required=True)
+    customer.set_defaults(handler=_create_customer)
+
+    issue = wallet.add_parser("issue-card", parents=[common], help="create an order and its card")
+    issue.add_argument("--amount", required=True, help="e.g. 50.00")
+    issue.add_argument("--currency", default="USD", choices=["USD", "EUR", "GBP"])
+    issue.add_argument("--purchaser", required=True, help="the purchasing customer's email")
+    issue.add_argument("--recipient-name", required=True)
+    delivery = issue.add_mutually_exclusive_group(required=True)
+    delivery.add_argument("--recipient-email")
+    delivery.add_argument("--shipping-address")
+    issue.set_defaults(handler=_issue_card)
+
+    card = wallet.add_parser("card", parents=[common], help="a card's state and value")
+    card.add_argument("serial")
+    card.set_defaults(handler=_card)
+
+    show_customer = wallet.add_parser("customer", parents=[common], help="balance and ledger")
+    show_customer.add_argument("email")
+    show_customer.set_defaults(handler=_customer)
+
+    token = groups.add_parser("token", parents=[common], help="mint a customer token")
+    token.add_argument("email")
+    token.set_defaults(handler=_token)
+    return parser
+
+
+def _repository(require_schema: bool = True) -> WalletRepository:
+    repo = WalletRepository.from_settings()
+    if require_schema and not inspect(repo.engine).has_table("alembic_version"):
+        raise UsageError("the wallet store has no schema yet: run 'giftbot wallet init' first")
+    return repo
+
+
+# ---------------------------------------------------------------------------------- wallet
+
+
+def _init(_args: argparse.Namespace) -> tuple[Output, str]:
+    repo = _repository(require_schema=False)
+    db.upgrade(repo.engine)
+    url = repo.engine.url.render_as_string(hide_password=True)
+    return {"status": "ok", "database": url}, f"Wallet store ready at {url}"
+
+
+def _seed(_args: argparse.Namespace) -> tuple[Output, str]:
+    repo = _repository()
+    loaded = demo.seed(repo)
+    settings = get_settings()
+    customers = []
+    for name, email in demo.CUSTOMERS:
+        found = repo.find_customer_by_email(email)
+        assert found is not None
+        customers.append(
+            {"name": name, "email": email, "token": mint_customer_token(found.id, settings.token_secret)}
+        )
+    cards = [
+        {
+            "label": c.label,
+            "serial_number": c.serial,
+            "claim_code": c.claim_code,
+            "order_number": c.order_number,
+            "amount": to_decimal_string(c.amount_minor),
+            "purchaser": c.purchaser_email,
+            "recipient_name": c.recipient_name,
+            "recipient_email": c.recipient_email,
+            "shipping_address": c.shipping_address,
+        }
+        for c in demo.CARDS
+    ]
+    lines = ["Demo data " + ("loaded." if loaded else "was already there."), "", "Customers:"]
+    lines += [f"  {c['name']:<14} {c['email']}" for c in customers]
+    lines += ["", "Cards (demo data: the store keeps only the claim codes' HMAC):"]
+    lines += [
+        f"  {c['label']:<18} serial {c['serial_number']}  claim code {c['claim_code']}  "
+        f"order {c['order_number']}  ${c['amount']}"
+        for c in cards
+    ]
+    lines += ["", "Sign in as a customer: giftbot token EMAIL"]
+    return {"loaded": loaded, "customers": customers, "cards": cards}, "\n".join(lines)
+
+
+def _create_customer(args: argparse.Namespace) -> tuple[Output, str]:
+    customer = _repository().create_customer(args.name, args.email, actor="cli")
+    payload = {"id": customer.id, "name": customer.name, "email": customer.email}
+    return payload, f"Customer {customer.id}: {customer.name} <{customer.email}>"
+
+
+def _issue_card(args: argparse.Namespace) -> tuple[Output, str]:
+    amount_minor = parse_amount(args.amount)
+    issued = _repository().issue_card(
+        amount_minor=amount_minor,
+        currency=args.currency,
+        purchaser_email=args.purchaser,
+        recipient_name=args.recipient_name,
+        recipient_email=args.recipient_email,
+        shipping_address=args.shipping_address,
+        actor="cli",
+    )
+    payload = {
+        "serial_number": issued.serial,
+        "claim_code": codes.format_claim_code(issued.claim_code),
+        "order_number": issued.order_number,
+        "amount": to_decimal_string(issued.amount_minor),
+        "currency": issued.currency,
+    }
+    text = (
+        f"Issued {format_money(issued.amount_minor, issued.currency)} card\n"
+        f"  serial number  {issued.serial}\n"
+        f"  claim code     {payload['claim_code']}   (shown once: the store keeps only its HMAC)\n"
+        f"  order number   {issued.order_number}"
+    )
+    return payload, text
+
+
+def _card_payload(card: CardView) -> Output:
+    return {
+        "serial_number": card.serial,
+        "state": card.display_state,
+        "amount": to_decimal_string(card.amount_minor),
+        "currency": card.currency,
+        "order_number": card.order_number,
+        "purchaser": card.purchaser_email,
+        "recipient_name": card.recipient_name,
+        "failed_attempts": card.failed_attempts,
+        "redeemed_by": card.redeemed_by_email,
+        "redeemed_at": card.redeemed_at.isoformat() if card.redeemed_at else None,
+    }
+
+
+def _card(args: argparse.Namespace) -> tuple[Output, str]:
+    serial = codes.parse_serial(args.serial)
+    card = _repository().find_card_by_serial(serial)
+    if card is None:
+        raise UsageError(f"no card with the serial number {serial}")
+    payload = _card_payload(card)
+    text = "\n".join(f"{key:<16} {value}" for key, value in payload.items() if value is not None)
+    return payload, text
+
+
+def _customer(args: argparse.Namespace) -> tuple[Output, str]:
+    repo = _repository()
+    customer = repo.find_customer_by_email(args.email)
+    if customer is None:
+        raise UsageError(f"no customer with the email {args.email}")
+    ledger = repo.ledger(customer.id)
+    balance = repo.account_balance(customer.id)
+    payload = {
+        "id": customer.id,
+        "name": customer.name,
+        "email": customer.email,
+        "balance": to_decimal_string(balance),
+        "currency": "USD",
+        "ledger": [
+            {
+                "amount": to_decimal_string(line.amount_minor),
+                "currency": line.currency,
+                "kind": line.kind,
+                "card": line.masked_serial,
+                "reason": line.reason,
+                "at": line.created_at.isoformat(),
+            }
+            for line in ledger
+        ],
+    }
+    lines = [f"{customer.name} <{customer.email}>  balance {format_money(balance)}"]
+    lines += [
+        f"  {line.created_at:%Y-%m-%d %H:%M}  {format_money(line.amount_minor, line.currency):>10}"
+        f"  {line.kind}  {line.masked_serial or line.reason or ''}"
+        for line in ledger
+    ]
+    return payload, "\n".join(lines)
+
+
+def _token(args: argparse.Namespace) -> tuple[Output, str]:
+    customer = _repository().find_customer_by_email(args.email)
+    if customer is None:
+        raise UsageError(f"no customer with the email {args.email}")
+    token = mint_customer_token(customer.id, get_settings().token_secret)
+    return {"email": customer.email, "customer_id": customer.id, "customer_token": token}, token
+
+
+if __name__ == "__main__":
+    sys.exit(main())

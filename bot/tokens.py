@@ -1,0 +1,32 @@
+"""Customer tokens: HS256 JWTs signed by the store, whose ``sub`` is the customer id."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import jwt
+
+ALGORITHM = "HS256"
+DEFAULT_LIFETIME = timedelta(hours=12)
+
+
+def mint_customer_token(customer_id: int, secret: str, lifetime: timedelta = DEFAULT_LIFETIME) -> str:
+    now = datetime.now(timezone.utc)
+    claims = {"sub": str(customer_id), "iat": now, "exp": now + lifetime}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def verify_customer_token(token: object, secret: str) -> int | None:
+    """The customer id of a valid token; None for anything forged, expired or malformed."""
+    if not isinstance(token, str) or not token:
+        return None
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp"]}
+        )
+    except jwt.PyJWTError:
+        return None
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject.isdigit():
+        return None
+    return int(subject)

@@ -1,0 +1,184 @@
+"""Tables of the wallet store. The schema is created only by the Alembic migrations.
+
+Money is in integer minor units (cents). Claim codes exist only as an HMAC. Card state and the
+lock are separate: a locked card keeps its state, so unlocking it restores it unchanged.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import declarative_base, relationship
+
+# Explicit constraint names, so that migrations are the same on SQLite and PostgreSQL.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+Base = declarative_base(metadata=metadata)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class CardState(str, enum.Enum):
+    INACTIVE = "inactive"  # issued but not yet activated (e.g. not yet paid or shipped)
+    ACTIVE = "active"
+    REDEEMED = "redeemed"
+    CANCELLED = "cancelled"
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    id = Column(Integer, primary_key=True)
+    email = Column(String(254), nullable=False, unique=True)
+    name = Column(String(200), nullable=False)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint(
+            "recipient_email IS NOT NULL OR shipping_address IS NOT NULL", name="delivered_to"
+        ),
+    )
+    id = Column(Integer, primary_key=True)
+    number = Column(String(19), nullable=False, unique=True)
+    purchaser_id = Column(ForeignKey("customers.id"), nullable=False, index=True)
+    recipient_name = Column(String(200), nullable=False)
+    recipient_email = Column(String(254))
+    shipping_address = Column(Text)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+    purchaser = relationship(Customer)
+
+
+class GiftCard(Base):
+    __tablename__ = "gift_cards"
+    __table_args__ = (
+        CheckConstraint("amount_minor > 0", name="positive_amount"),
+        CheckConstraint("failed_attempts >= 0", name="failed_attempts_not_negative"),
+    )
+    id = Column(Integer, primary_key=True)
+    serial = Column(String(19), nullable=False, unique=True)
+    claim_code_hmac = Column(String(64), nullable=False, unique=True)
+    amount_minor = Column(BigInteger, nullable=False)
+    currency = Column(String(3), nullable=False, default="USD")
+    state = Column(
+        Enum(CardState, name="card_state", values_callable=lambda e: [m.value for m in e]),
+        nullable=False,
+        default=CardState.INACTIVE,
+    )
+    order_id = Column(ForeignKey("orders.id"), nullable=False, index=True)
+    redeemed_by_id = Column(ForeignKey("customers.id"), index=True)
+    redeemed_at = Column(DateTime(timezone=True))
+    failed_attempts = Column(Integer, nullable=False, default=0)
+    locked_at = Column(DateTime(timezone=True))
+    code_replaced_at = Column(DateTime(timezone=True))
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+    order = relationship(Order)
+    redeemed_by = relationship(Customer)
+
+
+class LedgerEntry(Base):
+    """One movement of a customer's gift card balance; the balance is their sum."""
+
+    __tablename__ = "ledger_entries"
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(ForeignKey("customers.id"), nullable=False, index=True)
+    amount_minor = Column(BigInteger, nullable=False)
+    currency = Column(String(3), nullable=False)
+    kind = Column(String(20), nullable=False)  # "redemption" | "adjustment"
+    # Unique: a card can be credited once, whatever races the application loses.
+    gift_card_id = Column(ForeignKey("gift_cards.id"), unique=True)
+    reason = Column(Text)
+    actor = Column(String(100), nullable=False)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class FailedAttempt(Base):
+    """A failed verification or claim-code attempt, counted per conversation/customer/card."""
+
+    __tablename__ = "failed_attempts"
+    id = Column(Integer, primary_key=True)
+    conversation_id = Column(String(255), nullable=False, index=True)
+    customer_id = Column(ForeignKey("customers.id"), index=True)
+    gift_card_id = Column(ForeignKey("gift_cards.id"), index=True)
+    kind = Column(String(40), nullable=False)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, index=True)
+
+
+class SupportCase(Base):
+    __tablename__ = "support_cases"
+    id = Column(Integer, primary_key=True)
+    reference = Column(String(20), nullable=False, unique=True)
+    kind = Column(String(40), nullable=False)
+    status = Column(String(20), nullable=False, default="open")
+    conversation_id = Column(String(255), index=True)
+    customer_id = Column(ForeignKey("customers.id"))
+    gift_card_id = Column(ForeignKey("gift_cards.id"))
+    # Masked details only: never a claim code, serials as their last 4 digits.
+    details = Column(JSON, nullable=False, default=dict)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    closed_at = Column(DateTime(timezone=True))
+
+
+class HandoffRequest(Base):
+    __tablename__ = "handoff_requests"
+    id = Column(Integer, primary_key=True)
+    conversation_id = Column(String(255), nullable=False, index=True)
+    reason = Column(String(60), nullable=False)
+    channel = Column(String(40), nullable=False, default="unknown")
+    customer_id = Column(ForeignKey("customers.id"))
+    case_id = Column(ForeignKey("support_cases.id"))
+    context = Column(JSON, nullable=False, default=dict)
+    status = Column(String(20), nullable=False, default="waiting")
+    taken_by = Column(String(100))
+    taken_at = Column(DateTime(timezone=True))
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    closed_at = Column(DateTime(timezone=True))
+
+
+class OutboxEmail(Base):
+    """An email the store would send. A claim code in it is sealed (Fernet), never plain."""
+
+    __tablename__ = "outbox"
+    id = Column(Integer, primary_key=True)
+    to_address = Column(String(254), nullable=False)
+    subject = Column(String(200), nullable=False)
+    body = Column(Text, nullable=False)
+    sealed_claim_code = Column(Text)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    sent_at = Column(DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+    id = Column(Integer, primary_key=True)
+    actor = Column(String(100), nullable=False)
+    action = Column(String(60), nullable=False)
+    subject = Column(String(100))
+    details = Column(JSON, nullable=False, default=dict)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, index=True)
