@@ -76,7 +76,9 @@ def generate_serial() -> str:
 
 def parse_claim_code(text: str) -> str:
     """The canonical (upper case, no separators) claim code in ``text``."""
-    compact = _compact(text).upper()
+    compact = _compact(text)
+    # Upper-case ASCII only: "ß".upper() is "SS" and "ı".upper() is "I", which would pass.
+    compact = compact.upper() if compact.isascii() else compact
     if not compact:
         raise CodeFormatError(
             "Please type the claim code: it is on the back of the card, under the words "
@@ -137,7 +139,13 @@ def parse_order_number(text: str) -> str:
     prefix, rest = compact[:3], compact[3:]
     if not compact:
         raise CodeFormatError("Please type the order number from your order confirmation.")
-    if (prefix.isdigit() or prefix == DIGITAL_ORDER_PREFIX) and rest.isdigit() and len(rest) == 14:
+    # isascii: str.isdigit() is also true for "²" and for Arabic-Indic digits.
+    if (
+        compact.isascii()
+        and (prefix.isdigit() or prefix == DIGITAL_ORDER_PREFIX)
+        and rest.isdigit()
+        and len(rest) == 14
+    ):
         return f"{prefix}-{rest[:7]}-{rest[7:]}"
     raise CodeFormatError(
         "An order number looks like 123-1234567-1234567 (3, 7 and 7 digits; digital orders "
@@ -156,8 +164,11 @@ def generate_order_number(digital: bool = False) -> str:
 # ---------------------------------------------------------------------------- finding in text
 
 # Separators may stand between any two digits of a serial; a longer digit run is not a serial.
-SERIAL_PATTERN = re.compile(r"(?<![\w-])17(?:[ \-]?\d){17}(?![\w]|[ \-]\d)")
-ORDER_NUMBER_PATTERN = re.compile(r"(?<![\w-])(?:\d{3}|[Dd]01)[ \-]?\d{7}[ \-]?\d{7}(?![\w-])")
+# [0-9], not \d: \d also matches non-ASCII digits, which the parsers refuse.
+SERIAL_PATTERN = re.compile(r"(?<![\w-])17(?:[ \-]?[0-9]){17}(?![\w]|[ \-][0-9])")
+ORDER_NUMBER_PATTERN = re.compile(
+    r"(?<![\w-])(?:[0-9]{3}|[Dd]01)[ \-]?[0-9]{7}[ \-]?[0-9]{7}(?![\w-])"
+)
 # A claim code is typed as one token (compact or with dashes) or as space-separated groups.
 _TOKEN = re.compile(r"(?<![\w@.\-])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*(?![\w@\-])")
 # A group of a space-separated code carries a digit or is in capitals as printed, so that

@@ -21,12 +21,12 @@ def parse_amount(text: str) -> int:
         raise AmountError(f"amount must be a number like 50.00, got {text!r}") from exc
     if not value.is_finite() or value <= 0:
         raise AmountError(f"amount must be more than zero, got {text!r}")
+    # Before quantize(), which raises InvalidOperation for values beyond its precision.
+    if value * 100 > MAX_CARD_AMOUNT_MINOR:
+        raise AmountError(f"amount can be at most {format_money(MAX_CARD_AMOUNT_MINOR)}")
     if value != value.quantize(Decimal("0.01")):
         raise AmountError(f"amount can have at most two decimals, got {text!r}")
-    minor = int(value * 100)
-    if minor > MAX_CARD_AMOUNT_MINOR:
-        raise AmountError(f"amount can be at most {format_money(MAX_CARD_AMOUNT_MINOR)}")
-    return minor
+    return int(value * 100)
 
 
 def format_money(minor: int, currency: str = "USD") -> str:

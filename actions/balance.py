@@ -1,0 +1,98 @@
+"""Check a card's value without redeeming it (intent ``check_balance``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.context import repository, signed_in_customer
+from actions.forms import CardFormValidation, reset_journey
+from actions.handoff import offer_human
+from actions.verification import is_owner, is_throttled, record_failure
+from bot.wallet.models import CardState
+from bot.wallet.money import format_money
+from bot.wallet.repository import CardView
+
+
+class ValidateBalanceForm(CardFormValidation):
+    form_name = "balance_form"
+
+    async def required_slots(
+        self,
+        domain_slots: list[str],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> list[str]:
+        slots = await super().required_slots(domain_slots, dispatcher, tracker, domain)
+        serial = tracker.get_slot("serial_number")
+        if not slots or not serial:
+            return slots
+        # The order number is needed unless the signed-in shopper is the card's owner. An
+        # unknown serial is asked for it too: the answer must not tell whether the card exists.
+        card = repository().find_card_by_serial(serial)
+        if card is not None and is_owner(signed_in_customer(tracker), card):
+            return slots
+        return [*slots, "order_number"]
+
+
+class ActionCheckBalance(Action):
+    def name(self) -> str:
+        return "action_check_balance"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        events = reset_journey()
+        if tracker.get_slot("gave_up"):
+            return events + offer_human(dispatcher, "form_failed")
+        serial = tracker.get_slot("serial_number")
+        if not serial:
+            return events
+        customer = signed_in_customer(tracker)
+        card = repository().find_card_by_serial(serial)
+        if is_throttled(tracker, customer, card.id if card else None):
+            dispatcher.utter_message(response="utter_throttled")
+            return events + offer_human(dispatcher, "too_many_failures")
+
+        order_number = tracker.get_slot("order_number")
+        verified_by = None
+        if card is not None and not card.locked:
+            if is_owner(customer, card):
+                verified_by = "signed-in owner"
+            elif order_number is not None and order_number == card.order_number:
+                verified_by = "order number"
+        if card is None or verified_by is None:
+            record_failure(tracker, "balance_verification", customer, card)
+            dispatcher.utter_message(response="utter_card_not_verified")
+            if is_throttled(tracker, customer, card.id if card else None):
+                return events + offer_human(dispatcher, "too_many_failures")
+            return events
+
+        _report_value(dispatcher, card, customer.id if customer else None)
+        return [
+            *events,
+            SlotSet("ownership_verified", True),
+            SlotSet("verification", {"card": card.masked_serial, "by": verified_by}),
+        ]
+
+
+def _report_value(dispatcher: CollectingDispatcher, card: CardView, customer_id: int | None) -> None:
+    values = {
+        "last4": card.serial[-4:],
+        "amount": format_money(card.amount_minor, card.currency),
+    }
+    if card.state == CardState.ACTIVE:
+        dispatcher.utter_message(response="utter_card_value_active", **values)
+    elif card.state == CardState.REDEEMED:
+        where = "to your account" if card.redeemed_by_id == customer_id else "to an account"
+        date = f"{card.redeemed_at:%B %-d, %Y}" if card.redeemed_at else "an earlier date"
+        dispatcher.utter_message(response="utter_card_value_redeemed", date=date, where=where, **values)
+    elif card.state == CardState.INACTIVE:
+        dispatcher.utter_message(response="utter_card_value_inactive", **values)
+    else:
+        dispatcher.utter_message(response="utter_card_value_cancelled", **values)

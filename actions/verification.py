@@ -1,0 +1,77 @@
+"""The ownership and rate-limit policy of PRODUCT.md's security section, in one place.
+
+- A card's value or state is shown only to a shopper who proves more than the (public) serial:
+  the signed-in purchaser or recipient of the card's order, or someone who gives its order
+  number.
+- Not found, wrong order number and locked get the same answer.
+- Failures are counted per conversation, per signed-in customer and per card; past a small
+  number the assistant stops looking up and offers a human, and the card is locked.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import timedelta
+
+from rasa_sdk import Tracker
+
+from actions.context import repository
+from bot.settings import get_settings
+from bot.wallet.repository import CardView, CustomerView
+
+
+def is_owner(customer: CustomerView | None, card: CardView) -> bool:
+    """The signed-in shopper is the purchaser or the recipient on the card's order."""
+    if customer is None:
+        return False
+    return customer.id == card.purchaser_id or (
+        card.recipient_email is not None and customer.email == card.recipient_email.lower()
+    )
+
+
+def is_throttled(tracker: Tracker, customer: CustomerView | None, card_id: int | None = None) -> bool:
+    settings = get_settings()
+    counts = repository().failure_counts(
+        conversation_id=tracker.sender_id,
+        customer_id=customer.id if customer else None,
+        card_id=card_id,
+        window=timedelta(hours=settings.failure_window_hours),
+    )
+    return (
+        counts.conversation >= settings.max_failures_per_conversation
+        or counts.customer >= settings.max_failures_per_customer
+        or counts.card >= settings.max_failures_per_card
+    )
+
+
+def record_failure(
+    tracker: Tracker, kind: str, customer: CustomerView | None, card: CardView | None
+) -> None:
+    repository().record_failed_attempt(
+        kind=kind,
+        conversation_id=tracker.sender_id,
+        customer_id=customer.id if customer else None,
+        card_id=card.id if card else None,
+        lock_card_after=get_settings().max_failures_per_card,
+    )
+
+
+def normalise_name(text: str) -> str:
+    """Case-, accent- and spacing-insensitive form of a person's name or an address."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    without_accents = "".join(c for c in decomposed if not unicodedata.combining(c))
+    words = re.sub(r"[^\w\s@]", " ", without_accents.casefold()).split()
+    return " ".join(words)
+
+
+def delivery_matches(given: str, card: CardView) -> bool:
+    """The email the card was sent to, or the shipping address it was sent to."""
+    wanted = [card.recipient_email, card.shipping_address]
+    return any(w is not None and normalise_name(given) == normalise_name(w) for w in wanted)
+
+
+def mask_email(email: str) -> str:
+    """``ben@example.com`` -> ``b••@example.com``: enough to recognise, not to harvest."""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}••@{domain}" if domain else "••"

@@ -1,0 +1,139 @@
+"""Shared fixtures. The wallet store fixtures run every test on SQLite and on PostgreSQL.
+
+PostgreSQL comes from ``GIFTBOT_TEST_PG_URL``; each test gets a schema of its own, built only by
+the Alembic migrations and dropped afterwards. Without a reachable server the PostgreSQL tests
+are skipped, except under CI (``CI`` set), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from hypothesis import settings
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+
+from bot.settings import get_settings
+from bot.wallet import db
+from bot.wallet.repository import WalletRepository
+
+PG_URL = os.environ.get("GIFTBOT_TEST_PG_URL") or "postgresql://postgres@127.0.0.1:5432/test"
+
+# No deadline: the suite makes no timed assertions, and a loaded CI machine must not fail it.
+settings.register_profile("giftbot", max_examples=200, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "giftbot"))
+
+_saved_environ: dict[str, str | None] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point the settings at a throw-away var dir before anything reads them.
+
+    Done here rather than in a fixture so that code reading the settings at import time (during
+    collection) never sees, or writes to, the developer's ``var/`` or database.
+    """
+    var_dir = Path(tempfile.mkdtemp(prefix="giftbot-test-var-"))
+    for name, value in {
+        "GIFTBOT_VAR_DIR": str(var_dir),
+        "GIFTBOT_DB_URL": f"sqlite:///{var_dir / 'wallet.db'}",
+    }.items():
+        _saved_environ[name] = os.environ.get(name)
+        os.environ[name] = value
+    get_settings.cache_clear()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    var_dir = os.environ.get("GIFTBOT_VAR_DIR")
+    for name, value in _saved_environ.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    get_settings.cache_clear()
+    if var_dir and Path(var_dir).name.startswith("giftbot-test-var-"):
+        shutil.rmtree(var_dir, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------ PostgreSQL
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """The test server's URL, once it has answered; skip (fail under CI) when it does not."""
+    engine = create_engine(PG_URL, future=True, connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as exc:
+        reason = (
+            f"PostgreSQL is not reachable at {make_url(PG_URL).render_as_string()} "
+            f"(set GIFTBOT_TEST_PG_URL): {str(exc).strip().splitlines()[0]}"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    finally:
+        engine.dispose()
+    return PG_URL
+
+
+@pytest.fixture
+def pg_schema_url(pg_url: str) -> Iterator[str]:
+    """A URL whose connections see only a fresh, empty schema of their own."""
+    schema = f"giftbot_test_{secrets.token_hex(6)}"
+    admin = create_engine(pg_url, future=True, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield make_url(pg_url).update_query_dict(
+            {"options": f"-csearch_path={schema}"}
+        ).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+# ---------------------------------------------------------------------------- wallet store
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty database on each backend: a SQLite file, a PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'wallet.db'}"
+    return str(request.getfixturevalue("pg_schema_url"))
+
+
+@pytest.fixture
+def empty_engine(backend_url: str) -> Iterator[Engine]:
+    """An engine on an empty database (no schema yet)."""
+    engine = db.make_engine(backend_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def engine(empty_engine: Engine) -> Engine:
+    """An engine on a database whose schema the migrations created (and nothing else)."""
+    db.upgrade(empty_engine)
+    return empty_engine
+
+
+@pytest.fixture
+def claim_code_secret() -> bytes:
+    return secrets.token_bytes(32)
+
+
+@pytest.fixture
+def repo(engine: Engine, claim_code_secret: bytes) -> WalletRepository:
+    return WalletRepository(engine, claim_code_secret, Fernet.generate_key().decode())
