@@ -1,26 +1,37 @@
 # Two commands: `make run` and `make test`. Every set-up step below is idempotent and
 # re-runs only when its inputs change, so a second run takes seconds.
 SHELL := /bin/bash
+export TF_CPP_MIN_LOG_LEVEL := 3
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 WALLET := var/.wallet-ready
 
-.PHONY: run test setup lint typecheck pytest lock clean
+.PHONY: run test setup train validate lint typecheck pytest evaluate lock clean
 
-run: setup
-	@echo "make run: the assistant is not wired yet (see the open issues); the wallet store is ready."
-	@$(BIN)/giftbot wallet seed --demo
+run: setup train
+	@scripts/serve.sh
 
-test: setup lint typecheck pytest
+test: setup lint typecheck validate train pytest
 
 setup: $(INSTALLED) $(WALLET)
+
+# Builds the spaCy pipeline and trains the Rasa model only when their inputs changed.
+train: $(INSTALLED)
+	@$(BIN)/python scripts/train_if_changed.py
+
+validate: setup
+	@$(BIN)/rasa data validate --fail-on-warnings > var/log/validate.log 2>&1 \
+		|| { tail -40 var/log/validate.log; exit 1; }
+	@echo "rasa data validate: clean"
 
 $(INSTALLED): pyproject.toml requirements.lock scripts/bootstrap.sh
 	@scripts/bootstrap.sh
 	@touch $@
 
 $(WALLET): $(INSTALLED) $(wildcard bot/wallet/migrations/versions/*.py)
+	@mkdir -p var/log
 	@$(BIN)/giftbot wallet init
 	@$(BIN)/giftbot wallet seed --demo > /dev/null
 	@touch $@

@@ -81,7 +81,9 @@ class ActionCheckBalance(Action):
         ]
 
 
-def _report_value(dispatcher: CollectingDispatcher, card: CardView, customer_id: int | None) -> None:
+def _report_value(
+    dispatcher: CollectingDispatcher, card: CardView, customer_id: int | None
+) -> None:
     values = {
         "last4": card.serial[-4:],
         "amount": format_money(card.amount_minor, card.currency),
@@ -91,7 +93,9 @@ def _report_value(dispatcher: CollectingDispatcher, card: CardView, customer_id:
     elif card.state == CardState.REDEEMED:
         where = "to your account" if card.redeemed_by_id == customer_id else "to an account"
         date = f"{card.redeemed_at:%B %-d, %Y}" if card.redeemed_at else "an earlier date"
-        dispatcher.utter_message(response="utter_card_value_redeemed", date=date, where=where, **values)
+        dispatcher.utter_message(
+            response="utter_card_value_redeemed", date=date, where=where, **values
+        )
     elif card.state == CardState.INACTIVE:
         dispatcher.utter_message(response="utter_card_value_inactive", **values)
     else:

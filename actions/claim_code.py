@@ -89,9 +89,7 @@ class ActionDiagnoseClaimCode(Action):
     ) -> list[dict[str, Any]]:
         claim_code = tracker.get_slot("claim_code")
         # The code leaves the slots now; a "yes, apply it" keeps it until action_redeem_card.
-        events: list[dict[str, Any]] = [
-            e for e in reset_journey() if e["name"] != "claim_code"
-        ]
+        events: list[dict[str, Any]] = [e for e in reset_journey() if e["name"] != "claim_code"]
         if tracker.get_slot("gave_up"):
             return [*events, SlotSet("claim_code", None), *offer_human(dispatcher, "form_failed")]
         if not claim_code:
@@ -102,7 +100,11 @@ class ActionDiagnoseClaimCode(Action):
             return [*events, SlotSet("claim_code", None)]
         outcome = _checked_status(tracker, customer, claim_code, dispatcher)
         if outcome is None:
-            return [*events, SlotSet("claim_code", None), *offer_human(dispatcher, "too_many_failures")]
+            return [
+                *events,
+                SlotSet("claim_code", None),
+                *offer_human(dispatcher, "too_many_failures"),
+            ]
         more = _explain(outcome, claim_code, customer, dispatcher)
         keep_code = outcome == ClaimCodeStatus.REDEEMABLE
         return [*events, *([] if keep_code else [SlotSet("claim_code", None)]), *more]

@@ -78,7 +78,9 @@ class ActionDefaultAskAffirmation(Action):
             if len(buttons) == 2:
                 break
         buttons.append({"title": "Something else", "payload": "/deny"})
-        dispatcher.utter_message(text="Sorry, I'm not sure I understood. Did you mean:", buttons=buttons)
+        dispatcher.utter_message(
+            text="Sorry, I'm not sure I understood. Did you mean:", buttons=buttons
+        )
         return []
 
 

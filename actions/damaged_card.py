@@ -36,7 +36,9 @@ MAX_NAME_LENGTH = 200
 class ValidateDamagedCardForm(CardFormValidation):
     form_name = "damaged_card_form"
 
-    def _text(self, slot: str, value: Any, what: str, dispatcher: CollectingDispatcher, tracker: Tracker) -> dict[str, Any]:
+    def _text(
+        self, slot: str, value: Any, what: str, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> dict[str, Any]:
         text = " ".join(str(value or "").split())
         if not normalise_name(text) or len(text) > MAX_NAME_LENGTH:
             return self.reject(slot, f"Please type the {what}.", dispatcher, tracker)
@@ -116,7 +118,11 @@ class ActionReplaceDamagedCard(Action):
                     response="utter_code_replaced", email=mask_email(replacement.sent_to)
                 )
                 verification = {"card": card.masked_serial, "by": "order details"}
-                return [*events, SlotSet("ownership_verified", True), SlotSet("verification", verification)]
+                return [
+                    *events,
+                    SlotSet("ownership_verified", True),
+                    SlotSet("verification", verification),
+                ]
             # Verified, but there is no code to replace: say why and let a person help.
             reference = repository().open_case(
                 kind=f"damaged_card_{card.state.value}",
@@ -131,7 +137,11 @@ class ActionReplaceDamagedCard(Action):
                 else "utter_damaged_card_cancelled"
             )
             dispatcher.utter_message(response=response, reference=reference)
-            return [*events, SlotSet("case_reference", reference), *offer_human(dispatcher, "damaged_card")]
+            return [
+                *events,
+                SlotSet("case_reference", reference),
+                *offer_human(dispatcher, "damaged_card"),
+            ]
 
         record_failure(tracker, "damaged_card_verification", customer, card)
         reference = repository().open_case(
@@ -142,4 +152,8 @@ class ActionReplaceDamagedCard(Action):
             card_id=card.id if card else None,
         )
         dispatcher.utter_message(response="utter_damaged_not_matched", reference=reference)
-        return [*events, SlotSet("case_reference", reference), *offer_human(dispatcher, "damaged_card_unverified")]
+        return [
+            *events,
+            SlotSet("case_reference", reference),
+            *offer_human(dispatcher, "damaged_card_unverified"),
+        ]

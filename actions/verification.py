@@ -30,7 +30,9 @@ def is_owner(customer: CustomerView | None, card: CardView) -> bool:
     )
 
 
-def is_throttled(tracker: Tracker, customer: CustomerView | None, card_id: int | None = None) -> bool:
+def is_throttled(
+    tracker: Tracker, customer: CustomerView | None, card_id: int | None = None
+) -> bool:
     settings = get_settings()
     counts = repository().failure_counts(
         conversation_id=tracker.sender_id,

@@ -113,7 +113,11 @@ def _seed(_args: argparse.Namespace) -> tuple[Output, str]:
         found = repo.find_customer_by_email(email)
         assert found is not None
         customers.append(
-            {"name": name, "email": email, "token": mint_customer_token(found.id, settings.token_secret)}
+            {
+                "name": name,
+                "email": email,
+                "token": mint_customer_token(found.id, settings.token_secret),
+            }
         )
     cards = [
         {

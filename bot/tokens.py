@@ -10,7 +10,9 @@ ALGORITHM = "HS256"
 DEFAULT_LIFETIME = timedelta(hours=12)
 
 
-def mint_customer_token(customer_id: int, secret: str, lifetime: timedelta = DEFAULT_LIFETIME) -> str:
+def mint_customer_token(
+    customer_id: int, secret: str, lifetime: timedelta = DEFAULT_LIFETIME
+) -> str:
     now = datetime.now(timezone.utc)
     claims = {"sub": str(customer_id), "iat": now, "exp": now + lifetime}
     return jwt.encode(claims, secret, algorithm=ALGORITHM)

@@ -135,5 +135,11 @@ def claim_code_secret() -> bytes:
 
 
 @pytest.fixture
-def repo(engine: Engine, claim_code_secret: bytes) -> WalletRepository:
-    return WalletRepository(engine, claim_code_secret, Fernet.generate_key().decode())
+def outbox_key() -> str:
+    return Fernet.generate_key().decode()
+
+
+@pytest.fixture
+def repo(engine: Engine, claim_code_secret: bytes, outbox_key: str) -> WalletRepository:
+    """The wallet repository on a migrated database, with secrets of its own."""
+    return WalletRepository(engine, claim_code_secret, outbox_key)

@@ -38,8 +38,10 @@ class CardEntities:
             if span is not None:
                 spans.append(span)
         # Card formats win over anything else that overlaps them.
-        others = [e for e in doc.ents if not any(e.start < s.end and s.start < e.end for s in spans)]
-        doc.ents = filter_spans(spans + others)
+        others = [
+            e for e in doc.ents if not any(e.start < s.end and s.start < e.end for s in spans)
+        ]
+        doc.ents = filter_spans(spans + others)  # type: ignore[assignment]
         return doc
 
 

@@ -77,7 +77,7 @@ def generate_serial() -> str:
 def parse_claim_code(text: str) -> str:
     """The canonical (upper case, no separators) claim code in ``text``."""
     compact = _compact(text)
-    # Upper-case ASCII only: "ß".upper() is "SS" and "ı".upper() is "I", which would pass.
+    # Upper-case ASCII only: "ß".upper() is "SS" and "ı".upper() is "I", which would pass.  # noqa: RUF003
     compact = compact.upper() if compact.isascii() else compact
     if not compact:
         raise CodeFormatError(
@@ -204,23 +204,23 @@ def find_codes(text: str) -> list[Found]:
     candidates = [_claim_code_at(text, tokens, i) for i in range(len(tokens))]
     index = 0
     while index < len(tokens):
-        match = candidates[index]
+        candidate = candidates[index]
         # "MY CODE AQ4T B7XWZC 9M2P": a leading all-letter word is not part of the code
         # when the code also reads well without it.
         while (
-            match is not None
+            candidate is not None
             and index + 1 < len(tokens)
             and tokens[index].group().isalpha()
             and candidates[index + 1] is not None
-            and tokens[index + 1].start() < match[0].end
+            and tokens[index + 1].start() < candidate[0].end
         ):
             index += 1
-            match = candidates[index]
-        if match is None:
+            candidate = candidates[index]
+        if candidate is None:
             index += 1
             continue
-        found.append(match[0])
-        index = match[1]
+        found.append(candidate[0])
+        index = candidate[1]
     return sorted(found, key=lambda f: f.start)
 
 

@@ -13,16 +13,20 @@ from sqlalchemy.engine import Engine, make_url
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite files get foreign keys, WAL and a busy timeout."""
+def make_engine(url: str, **options: Any) -> Engine:
+    """An engine for ``url``; SQLite files get foreign keys, WAL and a busy timeout.
+
+    ``options`` go to ``create_engine`` as they are, e.g. ``pool_size`` for a server engine
+    shared by more threads than the default pool holds.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, future=True, connect_args={"timeout": 30})
+        engine = create_engine(url, future=True, connect_args={"timeout": 30}, **options)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, future=True, pool_pre_ping=True)
+    return create_engine(url, future=True, pool_pre_ping=True, **options)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -22,7 +22,8 @@ from sqlalchemy import (
     String,
     Text,
 )
-from sqlalchemy.orm import declarative_base, relationship
+from sqlalchemy.orm import registry, relationship
+from sqlalchemy.orm.decl_api import DeclarativeMeta
 
 # Explicit constraint names, so that migrations are the same on SQLite and PostgreSQL.
 metadata = MetaData(
@@ -34,7 +35,16 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
-Base = declarative_base(metadata=metadata)
+mapper_registry = registry(metadata=metadata)
+
+
+class Base(metaclass=DeclarativeMeta):
+    """Declarative base in the form SQLAlchemy 1.4 documents for type checkers."""
+
+    __abstract__ = True
+    registry = mapper_registry
+    metadata = mapper_registry.metadata
+    __init__ = mapper_registry.constructor
 
 
 def utcnow() -> datetime:

@@ -21,8 +21,8 @@ def parse_amount(text: str) -> int:
         raise AmountError(f"amount must be a number like 50.00, got {text!r}") from exc
     if not value.is_finite() or value <= 0:
         raise AmountError(f"amount must be more than zero, got {text!r}")
-    # Before quantize(), which raises InvalidOperation for values beyond its precision.
-    if value * 100 > MAX_CARD_AMOUNT_MINOR:
+    # A comparison, before any arithmetic: quantize() and * raise on values like 1e30 or 1e999999.
+    if value > Decimal(MAX_CARD_AMOUNT_MINOR).scaleb(-2):
         raise AmountError(f"amount can be at most {format_money(MAX_CARD_AMOUNT_MINOR)}")
     if value != value.quantize(Decimal("0.01")):
         raise AmountError(f"amount can have at most two decimals, got {text!r}")

@@ -281,7 +281,9 @@ class WalletRepository:
         if recipient_email and "@" not in recipient_email:
             raise WalletError(f"not an email address: {recipient_email!r}")
         serial = codes.parse_serial(serial) if serial else codes.generate_serial()
-        claim_code = codes.parse_claim_code(claim_code) if claim_code else codes.generate_claim_code()
+        claim_code = (
+            codes.parse_claim_code(claim_code) if claim_code else codes.generate_claim_code()
+        )
         number = (
             codes.parse_order_number(order_number)
             if order_number
@@ -301,21 +303,23 @@ class WalletRepository:
                 shipping_address=shipping_address.strip() if shipping_address else None,
             )
             s.add(order)
-            s.flush()
-            card = GiftCard(
-                serial=serial,
-                claim_code_hmac=self._hmac(claim_code),
-                amount_minor=amount_minor,
-                currency=currency,
-                state=state,
-                order_id=order.id,
-                failed_attempts=0,
-            )
-            s.add(card)
             try:
                 s.flush()
-            except IntegrityError as exc:  # a generated serial or code collided: vanishingly rare
-                raise WalletError("that serial number or claim code is already in use") from exc
+                card = GiftCard(
+                    serial=serial,
+                    claim_code_hmac=self._hmac(claim_code),
+                    amount_minor=amount_minor,
+                    currency=currency,
+                    state=state,
+                    order_id=order.id,
+                    failed_attempts=0,
+                )
+                s.add(card)
+                s.flush()
+            except IntegrityError as exc:  # a generated value collided: vanishingly rare
+                raise WalletError(
+                    "that serial number, claim code or order number is already in use"
+                ) from exc
             _audit(s, actor, "card.issued", codes.mask_serial(serial), {"order": number})
         return IssuedCard(serial, claim_code, number, amount_minor, currency)
 
@@ -405,7 +409,9 @@ class WalletRepository:
                 ClaimCodeStatus.REDEEMED_BY_YOU, True, _card_view(card), _balance(s, customer_id)
             )
 
-    def replace_claim_code(self, card_id: int, actor: str, conversation_id: str | None) -> Replacement:
+    def replace_claim_code(
+        self, card_id: int, actor: str, conversation_id: str | None
+    ) -> Replacement:
         """Void the card's code, make a new one, and queue it (sealed) to the order's email."""
         with self._transaction() as s:
             card = s.execute(_card_query().where(GiftCard.id == card_id)).scalar_one_or_none()

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Serves the assistant on the embedded defaults: action server on :5055, Rasa on :5005
+# (REST and socket.io). Ctrl-C stops both. Logs go to var/log/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export TF_CPP_MIN_LOG_LEVEL=3 SQLALCHEMY_SILENCE_UBER_WARNING=1
+mkdir -p var/log
+BIN=.venv/bin
+
+"$BIN/rasa" run actions --actions actions --port "${GIFTBOT_ACTIONS_PORT:-5055}" \
+  > var/log/actions.log 2>&1 &
+actions_pid=$!
+trap 'kill $actions_pid 2>/dev/null || true' EXIT INT TERM
+
+cat <<MSG
+
+  Gift card assistant
+  -------------------
+  Rasa server     http://localhost:${GIFTBOT_RASA_PORT:-5005}   (REST: POST /webhooks/rest/webhook, socket.io)
+  Action server   http://localhost:${GIFTBOT_ACTIONS_PORT:-5055}
+  Logs            var/log/
+
+  Try it:
+    curl -s localhost:5005/webhooks/rest/webhook -d '{"sender": "me", "message": "hi"}'
+  Signed in as a demo customer (token from: .venv/bin/giftbot token ann@example.com):
+    curl -s localhost:5005/webhooks/rest/webhook \\
+      -d '{"sender": "ann-1", "message": "what is my gift card balance", "metadata": {"customer_token": "TOKEN"}}'
+
+MSG
+"$BIN/giftbot" wallet seed --demo
+echo
+echo "  Starting Rasa (about 30 seconds)..."
+"$BIN/rasa" run --model models/giftbot.tar.gz --port "${GIFTBOT_RASA_PORT:-5005}" \
+  --credentials credentials.yml --endpoints endpoints.yml --cors "http://localhost:8080" \
+  2>&1 | tee var/log/rasa.log | grep --line-buffered -E "Rasa server is up|ERROR|Error" || true

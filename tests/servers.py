@@ -1,0 +1,152 @@
+"""Start the real action server and Rasa server for a test session, on free ports.
+
+They run from this checkout's virtualenv with the trained model (``make test`` trains it
+first), against the session's throw-away wallet store, tracker store and secrets.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+MODEL = ROOT / "models" / "giftbot.tar.gz"
+STARTUP_LIMIT_SECONDS = 240
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_LIMIT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited early:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(
+        f"{url} did not come up in {STARTUP_LIMIT_SECONDS}s:\n{log.read_text()[-3000:]}"
+    )
+
+
+@dataclass
+class Servers:
+    rasa_url: str
+    actions_url: str
+    var_dir: Path
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, var_dir: Path, extra_env: dict[str, str] | None = None) -> Servers:
+        if not MODEL.exists():
+            raise RuntimeError(
+                f"no trained model at {MODEL}: run `make test`, which trains it first"
+            )
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(extra_env or {})}
+        logs = var_dir / "log"
+        logs.mkdir(parents=True, exist_ok=True)
+        rasa_port, actions_port = free_port(), free_port()
+        endpoints = var_dir / "endpoints.yml"
+        endpoints.write_text(
+            f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n'
+            f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{var_dir / "tracker.db"}"\n'
+            'lock_store:\n  type: "in_memory"\n'
+        )
+        servers = cls(f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{actions_port}", var_dir)
+        commands = {
+            "actions": [
+                str(BIN / "rasa"),
+                "run",
+                "actions",
+                "--actions",
+                "actions",
+                "--port",
+                str(actions_port),
+            ],
+            "rasa": [
+                str(BIN / "rasa"),
+                "run",
+                "--model",
+                str(MODEL),
+                "--port",
+                str(rasa_port),
+                "--credentials",
+                str(ROOT / "credentials.yml"),
+                "--endpoints",
+                str(endpoints),
+            ],
+        }
+        try:
+            for name, command in commands.items():
+                log = logs / f"{name}.log"
+                process = subprocess.Popen(
+                    command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
+                )
+                servers.processes.append(process)
+            _wait_until_up(
+                f"{servers.actions_url}/health", servers.processes[0], logs / "actions.log"
+            )
+            _wait_until_up(servers.rasa_url, servers.processes[1], logs / "rasa.log")
+        except BaseException:
+            servers.stop()
+            raise
+        return servers
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def chat(self, token: str | None = None) -> Chat:
+        return Chat(self.rasa_url, f"test-{uuid.uuid4().hex[:12]}", token)
+
+
+@dataclass
+class Chat:
+    """One shopper's conversation over the REST channel."""
+
+    rasa_url: str
+    sender: str
+    token: str | None = None
+    transcript: list[tuple[str, str]] = field(default_factory=list)
+
+    def say(self, message: str, metadata: dict[str, Any] | None = None) -> str:
+        """Send a message; return the bot's replies joined into one text (buttons included)."""
+        meta = dict(metadata or {})
+        if self.token:
+            meta["customer_token"] = self.token
+        response = requests.post(
+            f"{self.rasa_url}/webhooks/rest/webhook",
+            json={"sender": self.sender, "message": message, "metadata": meta},
+            timeout=60,
+        )
+        response.raise_for_status()
+        replies = response.json()
+        texts = []
+        for reply in replies:
+            texts.append(reply.get("text", ""))
+            texts.extend(f"[{b['title']}]" for b in reply.get("buttons", []))
+        self.transcript.append(("user", message))
+        self.transcript.extend(("bot", t) for t in texts)
+        return "\n".join(texts)

@@ -1,0 +1,122 @@
+"""Concurrent redemptions of one card credit it exactly once.
+
+Twenty threads, each holding a connection of its own, are released together by a barrier and
+all redeem the same claim code. Run on PostgreSQL (the production store) and on a SQLite file.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from bot.wallet import db
+from bot.wallet.models import CardState, LedgerEntry
+from bot.wallet.repository import ClaimCodeStatus, RedeemResult, WalletRepository
+
+WORKERS = 20
+ROUNDS = 5  # cards raced in a row: a lost race must not hide behind a lucky schedule
+
+
+@pytest.fixture
+def racing_repo(
+    engine: Engine, backend_url: str, claim_code_secret: bytes, outbox_key: str
+) -> Iterator[WalletRepository]:
+    """The same store through an engine with a connection ready for every worker."""
+    if engine.dialect.name == "sqlite":
+        racing = db.make_engine(backend_url)  # NullPool: each checkout is a new connection
+    else:
+        racing = db.make_engine(backend_url, pool_size=WORKERS, max_overflow=0)
+        # Open every connection now, so that no worker is late because it is still connecting.
+        connections = [racing.connect() for _ in range(WORKERS)]
+        for connection in connections:
+            connection.close()
+    yield WalletRepository(racing, claim_code_secret, outbox_key)
+    racing.dispose()
+
+
+def race(repo: WalletRepository, claim_code: str, customer_ids: list[int]) -> list[RedeemResult]:
+    """Every customer redeems ``claim_code`` at once; the results in customer order."""
+    barrier = threading.Barrier(len(customer_ids))
+    results: list[RedeemResult | None] = [None] * len(customer_ids)
+    errors: list[BaseException] = []
+
+    def worker(index: int) -> None:
+        try:
+            # The timeout only unblocks the others if a worker dies before the barrier.
+            barrier.wait(timeout=120)
+            results[index] = repo.redeem(claim_code, customer_ids[index], actor=f"w{index}")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(customer_ids))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert all(result is not None for result in results)
+    return [result for result in results if result is not None]
+
+
+def credits_for(engine: Engine, card_id: int) -> list[tuple[int, int]]:
+    with Session(engine) as s:
+        return [
+            (row.customer_id, row.amount_minor)
+            for row in s.execute(select(LedgerEntry).where(LedgerEntry.gift_card_id == card_id))
+            .scalars()
+            .all()
+        ]
+
+
+@pytest.mark.parametrize("who", ["different customers", "one customer, many tabs"])
+def test_concurrent_redemptions_credit_a_card_once(racing_repo: WalletRepository, who: str) -> None:
+    repo = racing_repo
+    purchaser = repo.create_customer("Purchaser", "purchaser@example.com")
+    if who == "different customers":
+        customer_ids = [
+            repo.create_customer(f"Racer {i}", f"racer{i}@example.com").id for i in range(WORKERS)
+        ]
+        losing_status = ClaimCodeStatus.REDEEMED_ELSEWHERE
+    else:
+        customer_ids = [repo.create_customer("Racer", "racer@example.com").id] * WORKERS
+        losing_status = ClaimCodeStatus.REDEEMED_BY_YOU
+
+    total = 0
+    for round_ in range(ROUNDS):
+        amount = 10_00 + round_
+        issued = repo.issue_card(
+            amount_minor=amount,
+            purchaser_email=purchaser.email,
+            recipient_name="Racer",
+            recipient_email="racer@example.com",
+        )
+        results = race(repo, issued.claim_code, customer_ids)
+
+        winners = [i for i, result in enumerate(results) if result.redeemed]
+        assert len(winners) == 1, f"round {round_}: {len(winners)} workers redeemed the card"
+        winner = customer_ids[winners[0]]
+        assert results[winners[0]].balance_minor is not None
+        for index, result in enumerate(results):
+            if index != winners[0]:
+                assert (result.redeemed, result.balance_minor) == (False, None)
+                assert result.status == (
+                    ClaimCodeStatus.REDEEMED_BY_YOU if customer_ids[index] == winner else losing_status
+                )
+
+        card = repo.find_card_by_serial(issued.serial)
+        assert card is not None
+        assert (card.state, card.redeemed_by_id) == (CardState.REDEEMED, winner)
+        assert credits_for(repo.engine, card.id) == [(winner, amount)]
+        total += amount
+
+    balances = {customer_id: repo.account_balance(customer_id) for customer_id in customer_ids}
+    assert sum(balances.values()) == total
+    with Session(repo.engine) as s:
+        assert s.execute(select(func.count(LedgerEntry.id))).scalar_one() == ROUNDS
+    if who == "one customer, many tabs":
+        assert balances == {customer_ids[0]: total}
