@@ -13,13 +13,15 @@ from actions.context import repository, signed_in_customer
 from actions.forms import CardFormValidation, reset_journey
 from actions.handoff import offer_human
 from actions.verification import is_owner, is_throttled, record_failure
+from bot.wallet import codes
 from bot.wallet.models import CardState
 from bot.wallet.money import format_money
 from bot.wallet.repository import CardView
 
 
 class ValidateBalanceForm(CardFormValidation):
-    form_name = "balance_form"
+    def name(self) -> str:
+        return "validate_balance_form"
 
     async def required_slots(
         self,
@@ -34,7 +36,10 @@ class ValidateBalanceForm(CardFormValidation):
             return slots
         # The order number is needed unless the signed-in shopper is the card's owner. An
         # unknown serial is asked for it too: the answer must not tell whether the card exists.
-        card = repository().find_card_by_serial(serial)
+        try:
+            card = repository().find_card_by_serial(serial)
+        except codes.CodeFormatError:
+            return slots  # not validated yet (rasa_sdk asks before validating)
         if card is not None and is_owner(signed_in_customer(tracker), card):
             return slots
         return [*slots, "order_number"]

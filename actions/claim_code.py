@@ -25,11 +25,13 @@ from bot.wallet.repository import CardView, ClaimCodeStatus, CustomerView
 
 
 class ValidateClaimCodeForm(CardFormValidation):
-    form_name = "claim_code_form"
+    def name(self) -> str:
+        return "validate_claim_code_form"
 
 
 class ValidateRedeemForm(CardFormValidation):
-    form_name = "redeem_form"
+    def name(self) -> str:
+        return "validate_redeem_form"
 
     async def required_slots(
         self,

@@ -34,7 +34,8 @@ MAX_NAME_LENGTH = 200
 
 
 class ValidateDamagedCardForm(CardFormValidation):
-    form_name = "damaged_card_form"
+    def name(self) -> str:
+        return "validate_damaged_card_form"
 
     def _text(
         self, slot: str, value: Any, what: str, dispatcher: CollectingDispatcher, tracker: Tracker

@@ -6,6 +6,7 @@ person; after the third the form ends (``gave_up``) and the journey's action off
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -27,12 +28,10 @@ PARSERS = {
 
 
 class CardFormValidation(FormValidationAction):
-    """Base of our form validators; subclasses set ``form_name``."""
+    """Base of our form validators (abstract, so the action server does not register it)."""
 
-    form_name = ""
-
-    def name(self) -> str:
-        return f"validate_{self.form_name}"
+    @abstractmethod
+    def name(self) -> str: ...
 
     async def required_slots(
         self,

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import inspect
 
@@ -28,6 +28,13 @@ class UsageError(Exception):
 Output = dict[str, Any]
 
 
+class _Parser(argparse.ArgumentParser):
+    """Reports a usage error in one line too, instead of argparse's usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -42,10 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output")
 
-    parser = argparse.ArgumentParser(prog="giftbot", description=__doc__)
+    # Sub-parsers are made with the class of their parent, so they report errors the same way.
+    parser = _Parser(prog="giftbot", description=__doc__)
     groups = parser.add_subparsers(dest="group", required=True)
 
     wallet = groups.add_parser("wallet", help="the wallet store").add_subparsers(

@@ -29,6 +29,7 @@ def verify_customer_token(token: object, secret: str) -> int | None:
     except jwt.PyJWTError:
         return None
     subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject.isdigit():
+    # isascii: "²" and Arabic-Indic digits are str.isdigit() too; int("²") raises.
+    if not isinstance(subject, str) or not (subject.isascii() and subject.isdigit()):
         return None
     return int(subject)

@@ -95,6 +95,7 @@ class Conversation:
         self,
         slots: dict[str, Any] | None = None,
         *,
+        new_slots: dict[str, Any] | None = None,
         text: str = "",
         intent: str = "inform",
         entities: list[dict[str, Any]] | None = None,
@@ -103,7 +104,13 @@ class Conversation:
     ) -> Tracker:
         all_slots: dict[str, Any] = {name: None for name in self.domain["slots"]}
         all_slots.update(slots or {})
+        all_slots.update(new_slots or {})
         all_slots["requested_slot"] = requested_slot
+        # Slots filled this turn (by Rasa's action_extract_slots) follow the user's message.
+        events = [{"event": "user", "text": text}] + [
+            {"event": "slot", "name": name, "value": value}
+            for name, value in (new_slots or {}).items()
+        ]
         metadata = {"customer_token": self.token} if self.token else {}
         return Tracker(
             sender_id=self.sender_id,
@@ -114,7 +121,7 @@ class Conversation:
                 "entities": entities or [],
                 "metadata": metadata,
             },
-            events=[],
+            events=events,
             paused=False,
             followup_action=None,
             active_loop={"name": active_loop} if active_loop else {},

@@ -105,7 +105,9 @@ def test_concurrent_redemptions_credit_a_card_once(racing_repo: WalletRepository
             if index != winners[0]:
                 assert (result.redeemed, result.balance_minor) == (False, None)
                 assert result.status == (
-                    ClaimCodeStatus.REDEEMED_BY_YOU if customer_ids[index] == winner else losing_status
+                    ClaimCodeStatus.REDEEMED_BY_YOU
+                    if customer_ids[index] == winner
+                    else losing_status
                 )
 
         card = repo.find_card_by_serial(issued.serial)

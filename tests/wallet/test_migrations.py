@@ -51,7 +51,9 @@ def head(engine: Engine) -> str | None:
     return ScriptDirectory.from_config(db.alembic_config(engine)).get_current_head()
 
 
-def test_upgrade_downgrade_upgrade(empty_engine: Engine) -> None:
+def test_upgrade_downgrade_upgrade(
+    empty_engine: Engine, claim_code_secret: bytes, outbox_key: str
+) -> None:
     engine = empty_engine
     postgres = engine.dialect.name == "postgresql"
     assert tables(engine) == set()
@@ -73,7 +75,7 @@ def test_upgrade_downgrade_upgrade(empty_engine: Engine) -> None:
     db.upgrade(engine)
     assert tables(engine) == WALLET_TABLES | {"alembic_version"}
     # The store works on the re-created schema.
-    repo = WalletRepository(engine, b"k" * 32, "x" * 43 + "=")
+    repo = WalletRepository(engine, claim_code_secret, outbox_key)
     customer = repo.create_customer("Ann Lee", "ann@example.com")
     assert repo.find_customer_by_email("ann@example.com") == customer
 

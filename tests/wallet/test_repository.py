@@ -11,7 +11,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from bot.wallet import codes, demo
-from bot.wallet.models import CardState, FailedAttempt, GiftCard, HandoffRequest, utcnow
+from bot.wallet.models import (
+    CardState,
+    FailedAttempt,
+    GiftCard,
+    HandoffRequest,
+    OutboxEmail,
+    utcnow,
+)
 from bot.wallet.repository import (
     ClaimCodeStatus,
     CustomerView,
@@ -87,7 +94,13 @@ def test_duplicate_email_is_refused_and_nothing_written(
 
 @pytest.mark.parametrize(
     ("name", "email"),
-    [("", "x@example.com"), ("   ", "x@example.com"), ("X", "not-an-email"), ("X", "@x"), ("X", "x@")],
+    [
+        ("", "x@example.com"),
+        ("   ", "x@example.com"),
+        ("X", "not-an-email"),
+        ("X", "@x"),
+        ("X", "x@"),
+    ],
 )
 def test_invalid_customer_is_refused_and_nothing_written(
     repo: WalletRepository, name: str, email: str
@@ -131,7 +144,11 @@ def test_issue_emailed_card_and_find_it_by_serial(
 
 def test_issue_shipped_card(repo: WalletRepository, ann: CustomerView) -> None:
     issued = issue(
-        repo, ann, recipient_email=None, shipping_address=" 12 Rue des Lilas, Paris ", currency="EUR"
+        repo,
+        ann,
+        recipient_email=None,
+        shipping_address=" 12 Rue des Lilas, Paris ",
+        currency="EUR",
     )
     assert not issued.order_number.startswith("D01-")
     card = repo.find_card_by_serial(issued.serial)
@@ -209,7 +226,11 @@ def test_claim_codes_are_stored_only_as_hmac(
         kind="damaged_card", conversation_id="c1", details={"serial": card.masked_serial}
     )
     repo.request_handoff(
-        conversation_id="c1", reason="damaged_card", channel="rest", context={}, case_reference=reference
+        conversation_id="c1",
+        reason="damaged_card",
+        channel="rest",
+        context={},
+        case_reference=reference,
     )
 
     plain = [emailed.claim_code, shipped.claim_code, redeemed.claim_code, new_code]
@@ -225,6 +246,17 @@ def test_claim_codes_are_stored_only_as_hmac(
     for code in [emailed.claim_code, redeemed.claim_code, new_code]:
         assert codes.claim_code_hmac(code, claim_code_secret) in stored
     assert codes.claim_code_hmac(shipped.claim_code, claim_code_secret) not in stored  # replaced
+
+
+def test_the_plain_text_scans_find_a_planted_code(repo: WalletRepository) -> None:
+    """The scans above would see a claim code wherever it was written."""
+    code = codes.generate_claim_code()
+    with Session(repo.engine) as s, s.begin():
+        s.add(OutboxEmail(to_address="x@example.com", subject="s", body=f"code {code.lower()}"))
+    assert claim_codes_in_rows(repo.engine, [code]) != []
+    if repo.engine.dialect.name == "sqlite":
+        repo.engine.dispose()
+        assert claim_codes_in_bytes(sqlite_files(repo.engine), [code]) != []
 
 
 # ------------------------------------------------------------------------------ redemption
@@ -292,7 +324,9 @@ def test_cards_that_cannot_be_redeemed(
     status: ClaimCodeStatus,
     display_state: str | None,
 ) -> None:
-    issued = issue(repo, ann, state=CardState.INACTIVE if prepare == "inactive" else CardState.ACTIVE)
+    issued = issue(
+        repo, ann, state=CardState.INACTIVE if prepare == "inactive" else CardState.ACTIVE
+    )
     if prepare == "cancelled":
         repo.set_card_state(issued.serial, CardState.CANCELLED, actor="agent")
     if prepare == "locked":
@@ -328,7 +362,9 @@ def test_activating_a_card_makes_it_redeemable(
         repo.set_card_state(issued.serial, CardState.CANCELLED, actor="agent")
 
 
-def test_a_malformed_claim_code_is_a_format_error(repo: WalletRepository, ben: CustomerView) -> None:
+def test_a_malformed_claim_code_is_a_format_error(
+    repo: WalletRepository, ben: CustomerView
+) -> None:
     with pytest.raises(codes.CodeFormatError):
         repo.claim_code_status("12345", ben.id)
     with pytest.raises(codes.CodeFormatError):
@@ -431,9 +467,12 @@ def test_failure_counts_per_conversation_customer_and_card(
             )
         )
     assert counts("c1", ben, one.id) == (3, 3, 3)
-    assert repo.failure_counts(
-        conversation_id="c1", customer_id=ben.id, card_id=one.id, window=3 * DAY
-    ).conversation == 4
+    assert (
+        repo.failure_counts(
+            conversation_id="c1", customer_id=ben.id, card_id=one.id, window=3 * DAY
+        ).conversation
+        == 4
+    )
 
 
 # ----------------------------------------------------------------------- replacement codes
