@@ -46,12 +46,6 @@ def signed_in_customer(tracker: Tracker) -> CustomerView | None:
     return repository().get_customer(customer_id)
 
 
-def latest_intent(tracker: Tracker) -> str | None:
-    intent = tracker.latest_message.get("intent") or {}
-    name = intent.get("name")
-    return str(name) if name else None
-
-
 def latest_entity(tracker: Tracker, entity: str) -> str | None:
     for found in tracker.latest_message.get("entities") or []:
         if found.get("entity") == entity and found.get("value"):

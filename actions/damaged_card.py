@@ -45,6 +45,21 @@ class ValidateDamagedCardForm(CardFormValidation):
             return self.reject(slot, f"Please type the {what}.", dispatcher, tracker)
         return {slot: text}
 
+    async def extract_purchaser_name(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return self._answer("purchaser_name", tracker, entity="person")
+
+    async def extract_recipient_name(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return self._answer("recipient_name", tracker, entity="person")
+
+    async def extract_delivery_contact(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return self._answer("delivery_contact", tracker, entity="email")
+
     async def validate_purchaser_name(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:

@@ -15,10 +15,12 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
-from actions.context import DIGRESSION_INTENTS, latest_entity, latest_intent
+from actions.context import DIGRESSION_INTENTS, latest_entity
 from bot.wallet import codes
 
 MAX_FAILURES_PER_SLOT = 3
+# Below this confidence a message that looks like a digression is taken as the answer.
+DIGRESSION_CONFIDENCE = 0.8
 
 PARSERS = {
     "serial_number": codes.parse_serial,
@@ -44,12 +46,23 @@ class CardFormValidation(FormValidationAction):
             return []  # ends the form; the journey's action offers a human
         return domain_slots
 
-    # The card formats are read from the whole answer when the entity extractor found none,
-    # so that a malformed value gets a hint instead of the same question again.
-    def _free_text(self, slot: str, tracker: Tracker) -> dict[str, Any]:
-        if tracker.get_slot("requested_slot") != slot or latest_entity(tracker, slot):
+    def _answer(self, slot: str, tracker: Tracker, entity: str | None = None) -> dict[str, Any]:
+        """The shopper's answer to the question for ``slot``, unless it is a digression.
+
+        A card format is read from the whole message when the entity extractor found none, so
+        a malformed value gets a hint instead of the same question again. A free-text answer
+        (a name, an address) is taken as typed unless the message is confidently a question,
+        a "stop" or the like: names are easily mistaken for anything.
+        """
+        if tracker.get_slot("requested_slot") != slot:
             return {}
-        if latest_intent(tracker) in DIGRESSION_INTENTS:
+        if latest_entity(tracker, entity or slot):
+            return {slot: latest_entity(tracker, entity or slot)} if entity else {}
+        intent = tracker.latest_message.get("intent") or {}
+        if (
+            intent.get("name") in DIGRESSION_INTENTS
+            and float(intent.get("confidence") or 0) >= DIGRESSION_CONFIDENCE
+        ):
             return {}
         text = (tracker.latest_message.get("text") or "").strip()
         if not text or text.startswith("/"):
@@ -62,17 +75,17 @@ class CardFormValidation(FormValidationAction):
     async def extract_serial_number(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        return self._free_text("serial_number", tracker)
+        return self._answer("serial_number", tracker)
 
     async def extract_order_number(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        return self._free_text("order_number", tracker)
+        return self._answer("order_number", tracker)
 
     async def extract_claim_code(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        return self._free_text("claim_code", tracker)
+        return self._answer("claim_code", tracker)
 
     def _parse(
         self, slot: str, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker
