@@ -26,6 +26,8 @@ class UsageError(Exception):
 
 
 Output = dict[str, Any]
+# The store keeps every account balance in one currency, so every card is issued in it.
+STORE_CURRENCY = "USD"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,7 +75,6 @@ def _parser() -> argparse.ArgumentParser:
 
     issue = wallet.add_parser("issue-card", parents=[common], help="create an order and its card")
     issue.add_argument("--amount", required=True, help="e.g. 50.00")
-    issue.add_argument("--currency", default="USD", choices=["USD", "EUR", "GBP"])
     issue.add_argument("--purchaser", required=True, help="the purchasing customer's email")
     issue.add_argument("--recipient-name", required=True)
     delivery = issue.add_mutually_exclusive_group(required=True)
@@ -163,7 +164,7 @@ def _issue_card(args: argparse.Namespace) -> tuple[Output, str]:
     amount_minor = parse_amount(args.amount)
     issued = _repository().issue_card(
         amount_minor=amount_minor,
-        currency=args.currency,
+        currency=STORE_CURRENCY,
         purchaser_email=args.purchaser,
         recipient_name=args.recipient_name,
         recipient_email=args.recipient_email,
@@ -223,7 +224,7 @@ def _customer(args: argparse.Namespace) -> tuple[Output, str]:
         "name": customer.name,
         "email": customer.email,
         "balance": to_decimal_string(balance),
-        "currency": "USD",
+        "currency": STORE_CURRENCY,
         "ledger": [
             {
                 "amount": to_decimal_string(line.amount_minor),

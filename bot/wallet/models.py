@@ -17,10 +17,12 @@ from sqlalchemy import (
     DateTime,
     Enum,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import registry, relationship
 from sqlalchemy.orm.decl_api import DeclarativeMeta
@@ -157,6 +159,16 @@ class SupportCase(Base):
 
 class HandoffRequest(Base):
     __tablename__ = "handoff_requests"
+    # At most one open request per conversation, even when requests race.
+    __table_args__ = (
+        Index(
+            "uq_handoff_requests_open_conversation",
+            "conversation_id",
+            unique=True,
+            sqlite_where=text("status IN ('waiting', 'taken')"),
+            postgresql_where=text("status IN ('waiting', 'taken')"),
+        ),
+    )
     id = Column(Integer, primary_key=True)
     conversation_id = Column(String(255), nullable=False, index=True)
     reason = Column(String(60), nullable=False)

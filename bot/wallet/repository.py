@@ -554,7 +554,29 @@ class WalletRepository:
         customer_id: int | None = None,
         case_reference: str | None = None,
     ) -> int:
-        """Record that a conversation waits for an agent (one open request per conversation)."""
+        """Record that a conversation waits for an agent (one open request per conversation).
+
+        A unique partial index enforces the "one open request"; losing that race means another
+        call created it a moment ago, so the context is merged into that one instead.
+        """
+        try:
+            return self._request_handoff(
+                conversation_id, reason, channel, context, customer_id, case_reference
+            )
+        except IntegrityError:
+            return self._request_handoff(
+                conversation_id, reason, channel, context, customer_id, case_reference
+            )
+
+    def _request_handoff(
+        self,
+        conversation_id: str,
+        reason: str,
+        channel: str,
+        context: dict[str, Any],
+        customer_id: int | None,
+        case_reference: str | None,
+    ) -> int:
         with self._transaction() as s:
             existing = s.execute(
                 select(HandoffRequest).where(

@@ -122,3 +122,36 @@ def test_concurrent_redemptions_credit_a_card_once(racing_repo: WalletRepository
         assert s.execute(select(func.count(LedgerEntry.id))).scalar_one() == ROUNDS
     if who == "one customer, many tabs":
         assert balances == {customer_ids[0]: total}
+
+
+def test_racing_handoff_requests_leave_one_open_request(racing_repo: WalletRepository) -> None:
+    """Double clicks on "talk to a person" must not queue a conversation twice."""
+    for round_ in range(ROUNDS):
+        conversation_id = f"race-{round_}"
+        barrier = threading.Barrier(WORKERS)
+        ids: list[int] = []
+        errors: list[BaseException] = []
+
+        def worker(index: int, conversation_id: str = conversation_id) -> None:
+            try:
+                barrier.wait(timeout=120)
+                ids.append(
+                    racing_repo.request_handoff(
+                        conversation_id=conversation_id,
+                        reason="shopper_asked",
+                        channel="rest",
+                        context={f"worker_{index}": True},
+                    )
+                )
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(WORKERS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert len(set(ids)) == 1, ids
+        request = racing_repo.open_handoff(conversation_id)
+        assert request is not None and request["id"] == ids[0]

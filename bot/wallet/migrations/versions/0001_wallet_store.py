@@ -230,10 +230,19 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_handoff_requests_conversation_id"), ["conversation_id"], unique=False
         )
+        # At most one open request per conversation, even when requests race.
+        batch_op.create_index(
+            "uq_handoff_requests_open_conversation",
+            ["conversation_id"],
+            unique=True,
+            sqlite_where=sa.text("status IN ('waiting', 'taken')"),
+            postgresql_where=sa.text("status IN ('waiting', 'taken')"),
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("handoff_requests", schema=None) as batch_op:
+        batch_op.drop_index("uq_handoff_requests_open_conversation")
         batch_op.drop_index(batch_op.f("ix_handoff_requests_conversation_id"))
 
     op.drop_table("handoff_requests")
