@@ -46,6 +46,10 @@ typecheck: $(INSTALLED)
 pytest: $(INSTALLED)
 	$(BIN)/pytest
 
+# Held-out NLU results and 5-fold cross-validation, written to docs/evaluation.md.
+evaluate: setup train
+	@$(BIN)/python scripts/evaluate.py
+
 # Regenerate requirements.lock after changing the dependencies in pyproject.toml.
 lock: $(INSTALLED)
 	$(BIN)/pip-compile --extra dev --no-emit-index-url --no-emit-find-links --strip-extras \

@@ -99,6 +99,9 @@ def _load_or_create_secrets(var_dir: Path) -> dict[str, str]:
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    """The settings: environment variables first, then the project's ``.env`` file."""
+    for name, value in _read_env_file(PROJECT_ROOT / ".env").items():
+        os.environ.setdefault(name, value)
     var_dir = Path(os.environ.get("GIFTBOT_VAR_DIR") or PROJECT_ROOT / "var")
     secret_values = _load_or_create_secrets(var_dir)
     return Settings(
