@@ -60,7 +60,7 @@ def test_unknown_serial_and_wrong_order_get_identical_answers(servers: Servers) 
     answers = []
     for serial in (ACTIVE.serial, "1799999999999999991", LOCKED.serial):
         chat = servers.chat()
-        chat.say("check my gift card balance")
+        chat.say("how much value is left on a gift card I have")
         chat.say(serial)
         answers.append(chat.say("111-2223334-4445556"))
     assert answers[0] == answers[1] == answers[2]
@@ -173,7 +173,7 @@ def test_redeem_needs_sign_in(servers: Servers) -> None:
 
 
 def test_damaged_card_recovered(servers: Servers, wallet: WalletRepository) -> None:
-    email, _ = new_customer(wallet, "Dana Damaged")
+    email, _ = new_customer(wallet, "Dana Whitfield")
     issued = wallet.issue_card(
         amount_minor=60_00,
         purchaser_email=email,
@@ -184,7 +184,7 @@ def test_damaged_card_recovered(servers: Servers, wallet: WalletRepository) -> N
     assert "serial number" in chat.say("I scratched too hard and the claim code came off with the foil")
     assert "order number" in chat.say(issued.serial)
     assert "purchaser" in chat.say(issued.order_number)
-    assert "recipient" in chat.say("dana damaged")
+    assert "recipient" in chat.say("dana whitfield")
     assert "delivered" in chat.say("elodie nunez")
     reply = chat.say("elodie@example.com")
     assert "emailed a new claim code to e••@example.com" in reply
@@ -199,7 +199,7 @@ def test_damaged_card_mismatch_opens_a_case(servers: Servers, wallet: WalletRepo
     chat.say(SHIPPED.order_number)
     chat.say("Ann Lee")
     chat.say("Somebody Else")
-    reply = chat.say("1 Wrong Street, Nowhere")
+    reply = chat.say("9 Elm Road, Leeds LS1 4AP")
     case = re.search(r"case (GC-[A-Z0-9]{8})", reply)
     assert case and "connect you with a person" in reply
     assert wallet.case_details(case.group(1))["details"]["serial"] == "••••" + SHIPPED.serial[-4:]
