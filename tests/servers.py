@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,9 +53,16 @@ class Servers:
     actions_url: str
     var_dir: Path
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    rasa_command: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, var_dir: Path, extra_env: dict[str, str] | None = None) -> Servers:
+    def start(
+        cls,
+        var_dir: Path,
+        extra_env: dict[str, str] | None = None,
+        rasa_args: Sequence[str] = (),
+    ) -> Servers:
         if not MODEL.exists():
             raise RuntimeError(
                 f"no trained model at {MODEL}: run `make test`, which trains it first"
@@ -91,8 +99,10 @@ class Servers:
                 str(ROOT / "credentials.yml"),
                 "--endpoints",
                 str(endpoints),
+                *rasa_args,
             ],
         }
+        servers.rasa_command, servers.env = commands["rasa"], env
         try:
             for name, command in commands.items():
                 log = logs / f"{name}.log"
@@ -108,6 +118,27 @@ class Servers:
             servers.stop()
             raise
         return servers
+
+    def restart_rasa(self, while_down: Callable[[], object] | None = None) -> None:
+        """Stop the Rasa server, run ``while_down``, start it again on the same port."""
+        old = self.processes[1]
+        old.terminate()
+        try:
+            old.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            old.kill()
+            old.wait()
+        if while_down is not None:
+            while_down()
+        log = self.var_dir / "log" / "rasa.log"
+        self.processes[1] = subprocess.Popen(
+            self.rasa_command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log.open("a"),
+            stderr=subprocess.STDOUT,
+        )
+        _wait_until_up(self.rasa_url, self.processes[1], log)
 
     def stop(self) -> None:
         for process in self.processes:

@@ -39,7 +39,9 @@ def assert_no_claim_code_echoed(chat: Chat, *claim_codes: str) -> None:
 
 def test_balance_signed_out_needs_the_order_number(servers: Servers) -> None:
     chat = servers.chat()
-    assert "serial number" in chat.say("how much money is on my gift card? I don't want to redeem it yet")
+    assert "serial number" in chat.say(
+        "how much money is on my gift card? I don't want to redeem it yet"
+    )
     hint = chat.say("1712 3456 7890")
     assert "19 digits; I counted 12" in hint
     asked = chat.say("1712 3456 7890 1234 567")
@@ -49,7 +51,9 @@ def test_balance_signed_out_needs_the_order_number(servers: Servers) -> None:
     assert "$50.00" in chat.say(ACTIVE.order_number)
 
 
-def test_balance_given_early_by_the_signed_in_purchaser(servers: Servers, wallet: WalletRepository) -> None:
+def test_balance_given_early_by_the_signed_in_purchaser(
+    servers: Servers, wallet: WalletRepository
+) -> None:
     chat = servers.chat(token(wallet, "ann@example.com"))
     reply = chat.say("what's the value of gift card 1712-3456-7890-1234-567")
     assert "$50.00" in reply and "ending in 4567" in reply
@@ -67,7 +71,9 @@ def test_unknown_serial_and_wrong_order_get_identical_answers(servers: Servers) 
     assert "couldn't verify" in answers[0] and not VALUE.search(answers[0])
 
 
-def test_repeated_failures_lock_out_and_offer_a_person(servers: Servers, wallet: WalletRepository) -> None:
+def test_repeated_failures_lock_out_and_offer_a_person(
+    servers: Servers, wallet: WalletRepository
+) -> None:
     chat = servers.chat()
     for attempt in range(3):
         chat.say("check the balance on my gift card")
@@ -80,7 +86,8 @@ def test_repeated_failures_lock_out_and_offer_a_person(servers: Servers, wallet:
     chat.say(INACTIVE.serial)
     reply = chat.say(INACTIVE.order_number)
     assert "can't look up any more cards" in reply and not VALUE.search(reply)
-    assert "I've asked a person" in chat.say("yes please")
+    handed = chat.say("yes please")
+    assert "I've asked a person" in handed and "not sure" not in handed
     request = wallet.open_handoff(chat.sender)
     assert request is not None and request["reason"] == "too_many_failures"
 
@@ -121,7 +128,9 @@ def test_claim_code_diagnosis(servers: Servers, wallet: WalletRepository, card, 
     assert_no_claim_code_echoed(chat, card.claim_code)
 
 
-def test_unknown_code_gets_the_locked_answer_and_a_typo_hint(servers: Servers, wallet: WalletRepository) -> None:
+def test_unknown_code_gets_the_locked_answer_and_a_typo_hint(
+    servers: Servers, wallet: WalletRepository
+) -> None:
     _, shopper = new_customer(wallet, "Ivy Typo")
     chat = servers.chat(shopper)
     chat.say("the claim code is not working")
@@ -137,10 +146,15 @@ def test_signed_out_claim_code_help_looks_nothing_up(servers: Servers) -> None:
     assert_no_claim_code_echoed(chat, REDEEMED.claim_code)
 
 
-def test_a_valid_code_is_redeemed_after_diagnosis(servers: Servers, wallet: WalletRepository) -> None:
+def test_a_valid_code_is_redeemed_after_diagnosis(
+    servers: Servers, wallet: WalletRepository
+) -> None:
     email, shopper = new_customer(wallet, "Noor Valid")
     issued = wallet.issue_card(
-        amount_minor=35_00, purchaser_email=email, recipient_name="Noor Valid", recipient_email=email
+        amount_minor=35_00,
+        purchaser_email=email,
+        recipient_name="Noor Valid",
+        recipient_email=email,
     )
     chat = servers.chat(shopper)
     chat.say("my claim code won't work")
@@ -155,11 +169,16 @@ def test_a_valid_code_is_redeemed_after_diagnosis(servers: Servers, wallet: Wall
 def test_redeem_and_account_balance(servers: Servers, wallet: WalletRepository) -> None:
     email, shopper = new_customer(wallet, "Ravi Redeem")
     issued = wallet.issue_card(
-        amount_minor=20_00, purchaser_email=email, recipient_name="Ravi Redeem", recipient_email=email
+        amount_minor=20_00,
+        purchaser_email=email,
+        recipient_name="Ravi Redeem",
+        recipient_email=email,
     )
     chat = servers.chat(shopper)
     assert "claim code" in chat.say("I want to redeem a gift card")
-    assert "balance is now **$20.00**" in chat.say(codes.format_claim_code(issued.claim_code).lower())
+    assert "balance is now **$20.00**" in chat.say(
+        codes.format_claim_code(issued.claim_code).lower()
+    )
     assert "**$20.00**" in chat.say("what is my gift card balance")
     assert_no_claim_code_echoed(chat, issued.claim_code)
 
@@ -181,7 +200,9 @@ def test_damaged_card_recovered(servers: Servers, wallet: WalletRepository) -> N
         recipient_email="elodie@example.com",
     )
     chat = servers.chat()
-    assert "serial number" in chat.say("I scratched too hard and the claim code came off with the foil")
+    assert "serial number" in chat.say(
+        "I scratched too hard and the claim code came off with the foil"
+    )
     assert "order number" in chat.say(issued.serial)
     assert "purchaser" in chat.say(issued.order_number)
     assert "recipient" in chat.say("dana whitfield")
@@ -213,7 +234,8 @@ def test_faq_scam_handoff_and_out_of_scope(servers: Servers, wallet: WalletRepos
     assert "never expire" in chat.say("do gift cards expire?")
     reply = chat.say("a man from the tax office says I must pay him in gift cards")
     assert "no real business" in reply and "connect you with a person" in reply
-    assert "No problem" in chat.say("no thanks")
+    declined = chat.say("no thanks")
+    assert "No problem" in declined and "not sure" not in declined
     assert "only help with gift cards" in chat.say("what's the weather like in paris tomorrow")
     assert "Reload Balance" in chat.say("how do I top up my gift card balance")
     assert "I've asked a person" in chat.say("I want to talk to a human agent")

@@ -1,0 +1,154 @@
+"""The routes: the demo page, the widget's files, demo sign-in and claim-code masking."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from yarl import URL
+
+from bot.settings import get_settings
+from bot.tokens import mint_customer_token
+from bot.wallet import demo
+from bot.wallet.repository import WalletRepository
+from bot.web.config import WebConfig
+from bot.web.masking import mask_claim_codes
+from bot.web.pages import render_demo_page
+
+CONFIG = web.AppKey("config", WebConfig)
+REPOSITORY = web.AppKey("repository", WalletRepository)
+
+MAX_MESSAGE_CHARS = 5_000
+DEMO_EMAILS = frozenset(email for _, email in demo.CUSTOMERS)
+# Served to any origin: a store embeds the widget (an ES module) from this server.
+SHARED_PREFIXES = ("/widget/", "/vendor/", "/api/")
+
+
+def create_app(config: WebConfig, repository: WalletRepository | None = None) -> web.Application:
+    app = web.Application(middlewares=[_headers], client_max_size=64 * 1024)
+    app[CONFIG] = config
+    app[REPOSITORY] = repository or WalletRepository.from_settings()
+    app.cleanup_ctx.append(_dispose_on_exit)
+    app.router.add_get("/", demo_page)
+    app.router.add_get("/health", health)
+    app.router.add_post("/demo/sign-in", sign_in)
+    app.router.add_post("/api/mask", mask)
+    app.router.add_route("OPTIONS", "/api/mask", preflight)
+    app.router.add_static("/widget/", config.widget_dir)
+    app.router.add_static("/vendor/socket.io/", config.socketio_dist)
+    return app
+
+
+async def _dispose_on_exit(app: web.Application) -> AsyncIterator[None]:
+    yield
+    app[REPOSITORY].engine.dispose()
+
+
+@web.middleware
+async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    if request.path.startswith(SHARED_PREFIXES):
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        # Revalidate (ETag / Last-Modified) so that a new widget version is picked up at once.
+        response.headers.setdefault("Cache-Control", "no-cache")
+    return response
+
+
+def rasa_url(request: web.Request) -> URL:
+    """The Rasa server as this page's visitor reaches it."""
+    config = request.app[CONFIG]
+    if config.rasa_url:
+        return URL(config.rasa_url)
+    return URL.build(
+        scheme=request.scheme, host=request.url.host or "localhost", port=config.rasa_port
+    )
+
+
+def _content_security_policy(rasa: URL) -> str:
+    origin = rasa.origin()
+    socket_origin = origin.with_scheme("wss" if origin.scheme == "https" else "ws")
+    return "; ".join(
+        [
+            "default-src 'self'",
+            f"connect-src 'self' {origin} {socket_origin}",
+            "img-src 'self' data: https:",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+async def demo_page(request: web.Request) -> web.Response:
+    config, rasa = request.app[CONFIG], rasa_url(request)
+    page = render_demo_page(
+        config.widget_dir / "demo" / "index.html",
+        page_origin=str(request.url.origin()),
+        socket_url=str(rasa),
+    )
+    response = web.Response(text=page, content_type="text/html")
+    response.headers["Content-Security-Policy"] = _content_security_policy(rasa)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def sign_in(request: web.Request) -> web.Response:
+    """Sign in as a demo customer: the token a store would hand its own widget."""
+    email = _field(await _json_body(request), "email").strip().lower()
+    if email not in DEMO_EMAILS:
+        raise _error(web.HTTPNotFound, "Only the demo customers can sign in on the demo page.")
+    repository = request.app[REPOSITORY]
+    customer = await asyncio.to_thread(repository.find_customer_by_email, email)
+    if customer is None:
+        raise _error(web.HTTPNotFound, "No such customer: run `giftbot wallet seed --demo`.")
+    token = mint_customer_token(customer.id, get_settings().token_secret)
+    return web.json_response({"customer_token": token, "name": customer.name, "email": email})
+
+
+async def mask(request: web.Request) -> web.Response:
+    text = _field(await _json_body(request), "text")
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise _error(web.HTTPBadRequest, f"'text' can have at most {MAX_MESSAGE_CHARS} characters.")
+    return web.json_response({"text": mask_claim_codes(text)})
+
+
+async def preflight(request: web.Request) -> web.Response:
+    return web.Response(
+        status=204,
+        headers={
+            "Access-Control-Allow-Methods": "POST",
+            "Access-Control-Allow-Headers": "Content-Type",
+            "Access-Control-Max-Age": "86400",
+        },
+    )
+
+
+def _error(kind: type[web.HTTPException], message: str) -> web.HTTPException:
+    return kind(text=json.dumps({"error": message}), content_type="application/json")
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise _error(web.HTTPBadRequest, "The body must be a JSON object.") from None
+    if not isinstance(body, dict):
+        raise _error(web.HTTPBadRequest, "The body must be a JSON object.")
+    return body
+
+
+def _field(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str):
+        raise _error(web.HTTPBadRequest, f"'{name}' must be a string.")
+    return value

@@ -1,0 +1,87 @@
+// The link to Rasa's socket.io channel (rasa/core/channels/socketio.py). With
+// `session_persistence: true` Rasa keys the conversation on the session id we send in
+// `session_request` and answers `session_confirm`; bot replies go to the room of that id.
+// After any reconnect (a network drop, the server restarting) we ask for the same session
+// again, so the conversation continues where it was.
+
+import { io } from "../vendor/socket.io/socket.io.esm.min.js";
+
+// Longest wait for Rasa to acknowledge a message. Rasa acknowledges once it has finished
+// handling it (every reply sent), so this covers slow actions.
+const ACK_TIMEOUT_MS = 90_000;
+
+export class Connection {
+  /**
+   * @param {object} options url, path, userEvent, botEvent
+   * @param {object} handlers onStatus(status), onBotMessage(payload)
+   */
+  constructor(options, handlers) {
+    this.options = options;
+    this.handlers = handlers;
+    this.sessionId = null;
+    this.ready = false;
+    this.socket = null;
+    this.everOnline = false;
+  }
+
+  connect(sessionId) {
+    this.sessionId = sessionId;
+    if (this.socket) return;
+    this.socket = io(this.options.url, {
+      path: this.options.path,
+      // Websocket first: it needs no CORS set-up on the Rasa server; polling is the fallback.
+      transports: ["websocket", "polling"],
+      tryAllTransports: true,
+      reconnectionDelay: 1000,
+      reconnectionDelayMax: 5000,
+    });
+    this.handlers.onStatus("connecting");
+    this.socket.on("connect", () => {
+      this.socket.emit("session_request", { session_id: this.sessionId });
+    });
+    this.socket.on("session_confirm", (confirmed) => {
+      const id = typeof confirmed === "string" ? confirmed : confirmed?.session_id;
+      if (id !== this.sessionId) return; // an answer to a request made for an older session
+      this.ready = true;
+      this.everOnline = true;
+      this.handlers.onStatus("online");
+    });
+    this.socket.on(this.options.botEvent, (payload) => {
+      if (payload && typeof payload === "object") this.handlers.onBotMessage(payload);
+    });
+    this.socket.on("disconnect", () => this.lost());
+    this.socket.on("connect_error", () => this.lost());
+  }
+
+  lost() {
+    this.ready = false;
+    this.handlers.onStatus(this.everOnline ? "reconnecting" : "connecting-failed");
+  }
+
+  /** Move to another conversation (a new chat, or another shopper signed in). */
+  switchSession(sessionId) {
+    if (!this.socket || sessionId === this.sessionId) {
+      this.sessionId = sessionId;
+      return;
+    }
+    // Rasa has no "leave room": a fresh connection is the only way out of the old one.
+    this.sessionId = sessionId;
+    this.ready = false;
+    this.socket.disconnect().connect();
+  }
+
+  /**
+   * Send one message; `done(delivered)` runs once Rasa has handled it (true), or when the
+   * answer did not come in time (false). Not called when the connection drops first: the
+   * caller sends the message again after the reconnect.
+   */
+  send(message, metadata, done) {
+    const data = { message, session_id: this.sessionId };
+    if (metadata) data[this.options.metadataKey] = metadata;
+    const socket = this.socket;
+    socket.timeout(ACK_TIMEOUT_MS).emit(this.options.userEvent, data, (error) => {
+      if (!error) done(true);
+      else if (socket.connected) done(false);
+    });
+  }
+}

@@ -1,0 +1,323 @@
+// The shopper chat widget. A store embeds it with one tag:
+//
+//   <script type="module" src="https://assistant.example.com/widget/giftbot-chat.js"
+//           data-socket-url="https://assistant.example.com:5005"
+//           data-title="Gift card help"
+//           data-customer-token="<token the store signed, or empty when signed out>"></script>
+//
+// Options (data- attributes of that tag): socket-url, socket-path, title, subtitle,
+// customer-token, init-payload, mask-url, metadata-key, storage-key, open. The page talks to
+// it through window.GiftbotChat (open, close, setCustomerToken, newConversation, send); it
+// fires a "giftbot:ready" event on window once that is there.
+
+import { Connection } from "./connection.js";
+import { newId, Store } from "./storage.js";
+import { ChatView } from "./view.js";
+
+const HERE = new URL(import.meta.url);
+// A reply seen within this window with the same content was already recorded by another tab.
+const SAME_REPLY_MS = 3000;
+// Brief connection blips do not deserve a "Reconnecting…" banner.
+const STATUS_DELAY_MS = 800;
+const MASK_UNAVAILABLE = "[message not shown]";
+
+function scriptOptions() {
+  const script = [...document.querySelectorAll("script[src]")].find(
+    (element) => element.src === HERE.href,
+  );
+  const data = script?.dataset ?? {};
+  const defaultSocket = `${location.protocol}//${location.hostname}:5005`;
+  return {
+    socketUrl: data.socketUrl || defaultSocket,
+    socketPath: data.socketPath || "/socket.io/",
+    title: data.title || "Gift card help",
+    subtitle: data.subtitle || "Card values, claim codes, your balance",
+    customerToken: data.customerToken || null,
+    initPayload: data.initPayload ?? "/greet",
+    maskUrl: data.maskUrl || new URL("../api/mask", HERE).href,
+    metadataKey: data.metadataKey || "metadata",
+    storageKey: data.storageKey || "giftbot",
+    open: data.open === "true",
+  };
+}
+
+/** The `sub` of a customer token, read only to notice that another shopper signed in. */
+function tokenSubject(token) {
+  try {
+    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return String(JSON.parse(atob(payload)).sub ?? "") || null;
+  } catch {
+    return null;
+  }
+}
+
+/** A reply from Rasa's socket.io channel as transcript entries (rasa: SocketIOOutput). */
+function entriesFor(payload) {
+  // Custom payloads arrive unwrapped (see README: the agent convention); accept them wrapped too.
+  const message = payload.custom && typeof payload.custom === "object" ? payload.custom : payload;
+  const agent = typeof message.agent?.name === "string" ? message.agent.name.slice(0, 60) : null;
+  const base = { time: Date.now(), fp: JSON.stringify(message) };
+  if (message.event === "agent_joined" || message.event === "agent_left") {
+    const who = agent ? `${agent} from customer support` : "A support agent";
+    const text = message.event === "agent_joined" ? `${who} has joined the chat.` : `${who} has left the chat.`;
+    return [{ ...base, id: newId(), from: "notice", text }];
+  }
+  const replies = message.quick_replies ?? message.buttons ?? [];
+  const entry = {
+    ...base,
+    id: newId(),
+    from: agent ? "agent" : "bot",
+    agent,
+    text: typeof message.text === "string" ? message.text : "",
+    image: message.attachment?.type === "image" ? message.attachment.payload?.src : message.image,
+    quickReplies: replies
+      .filter((reply) => reply && typeof reply.title === "string")
+      .map((reply) => ({ title: reply.title, payload: String(reply.payload ?? reply.title) })),
+  };
+  if (!entry.quickReplies.length) delete entry.quickReplies;
+  if (typeof entry.image !== "string") delete entry.image;
+  const elements = message.attachment?.type === "template" ? message.attachment.payload?.elements : null;
+  if (Array.isArray(elements)) {
+    entry.text = elements.map((e) => [e.title, e.subtitle].filter(Boolean).join("\n")).join("\n\n");
+  }
+  return entry.text || entry.image || entry.quickReplies ? [entry] : [];
+}
+
+class GiftbotChat {
+  constructor(options) {
+    this.options = options;
+    this.store = new Store(options.storageKey);
+    this.token = null;
+    this.open = false;
+    this.status = "offline";
+    this.statusTimer = null;
+    this.inflight = null;
+    this.masking = Promise.resolve();
+    this.typingTimer = null;
+
+    const host = document.createElement("div");
+    host.id = "giftbot-chat";
+    this.view = new ChatView(
+      host,
+      { title: options.title, subtitle: options.subtitle, stylesheet: new URL("giftbot-chat.css", HERE).href },
+      {
+        toggle: () => (this.open ? this.close() : this.show()),
+        close: () => this.close(),
+        submit: (text) => this.submit(text),
+        choose: (reply) => this.choose(reply),
+        newConversation: () => this.newConversation(),
+      },
+    );
+    this.connection = new Connection(
+      {
+        url: options.socketUrl,
+        path: options.socketPath,
+        userEvent: "user_uttered",
+        botEvent: "bot_uttered",
+        metadataKey: options.metadataKey,
+      },
+      { onStatus: (status) => this.connectionStatus(status), onBotMessage: (p) => this.received(p) },
+    );
+    this.setCustomerToken(options.customerToken);
+    this.render();
+    document.body.append(host);
+    window.addEventListener("storage", (event) => this.otherTabChanged(event));
+
+    const session = this.store.session();
+    // Connect at once when there is a conversation to continue (an agent may write into it).
+    if (session.started || this.store.outbox().length) this.connection.connect(session.id);
+    if (options.open || this.store.wasOpen()) this.show({ focus: false });
+  }
+
+  // -------------------------------------------------------------- public API
+
+  show({ focus = true } = {}) {
+    this.open = true;
+    this.store.setOpen(true);
+    this.store.updateSession({ unread: 0 });
+    const session = this.store.session();
+    this.connection.connect(session.id);
+    if (!session.started) {
+      this.store.updateSession({ started: true });
+      if (this.options.initPayload) {
+        this.store.enqueue({ id: newId(), text: this.options.initPayload, entry: null });
+        this.flush();
+      }
+    }
+    this.view.setOpen(true, { focus });
+    this.render();
+  }
+
+  close() {
+    this.open = false;
+    this.store.setOpen(false);
+    this.view.setOpen(false);
+  }
+
+  /**
+   * Who the shopper is: the token the store signed for them, or null when signed out. When
+   * another shopper signs in, or the shopper signs out, the conversation starts afresh, so
+   * that nobody sees (or continues) someone else's conversation on a shared computer.
+   */
+  setCustomerToken(token) {
+    this.token = token || null;
+    const customer = this.token ? tokenSubject(this.token) : null;
+    const session = this.store.session();
+    if (session.customer && session.customer !== customer) this.newConversation(customer);
+    else if (session.customer !== customer) this.store.updateSession({ customer });
+  }
+
+  newConversation(customer = this.store.session().customer) {
+    const session = this.store.startSession(customer);
+    this.inflight = null;
+    this.setTyping(false);
+    this.connection.switchSession(session.id);
+    this.render();
+    if (this.open) this.show({ focus: false });
+  }
+
+  send(text) {
+    this.submit(text);
+  }
+
+  // ----------------------------------------------------------------- sending
+
+  submit(text) {
+    this.store.retireQuickReplies();
+    this.render();
+    // In order, one at a time: the shown (masked) text must come before the reply to it.
+    this.masking = this.masking
+      .then(async () => this.queue(text, await this.mask(text)))
+      .catch((error) => console.error("giftbot:", error));
+  }
+
+  choose(reply) {
+    this.store.retireQuickReplies();
+    this.masking = this.masking
+      .then(() => this.queue(reply.payload, reply.title))
+      .catch((error) => console.error("giftbot:", error));
+  }
+
+  queue(text, shown) {
+    const entry = { id: newId(), from: "user", text: shown, time: Date.now(), pending: true };
+    this.store.append(entry);
+    this.store.enqueue({ id: newId(), text, entry: entry.id });
+    this.render();
+    this.flush();
+  }
+
+  /** The message as the transcript may show and keep it: claim codes hidden by the server. */
+  async mask(text) {
+    for (let attempt = 0; attempt < 2; attempt += 1) {
+      try {
+        const response = await fetch(this.options.maskUrl, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ text }),
+          signal: AbortSignal.timeout(5000),
+        });
+        if (response.ok) {
+          const body = await response.json();
+          if (typeof body.text === "string") return body.text;
+        }
+      } catch {
+        // offline or slow: try once more, then show a placeholder rather than risk a code
+      }
+    }
+    return MASK_UNAVAILABLE;
+  }
+
+  /** Send the oldest unacknowledged message, if connected and nothing is on its way. */
+  flush() {
+    if (!this.connection.ready || this.inflight) return;
+    const [item] = this.store.outbox();
+    if (!item) return;
+    this.inflight = item.id;
+    this.setTyping(true);
+    const metadata = this.token ? { customer_token: this.token } : null;
+    this.connection.send(item.text, metadata, () => {
+      if (this.inflight !== item.id) return;
+      this.inflight = null;
+      this.store.dequeue(item.id);
+      if (item.entry) this.store.update(item.entry, { pending: false });
+      this.setTyping(false);
+      this.render();
+      this.flush();
+    });
+  }
+
+  // --------------------------------------------------------------- receiving
+
+  received(payload) {
+    // The tab that sent the message records the reply at once; other tabs of the same
+    // conversation wait a moment and skip it when that tab already has.
+    const mine = this.inflight !== null || (document.visibilityState === "visible" && document.hasFocus());
+    const record = () => {
+      for (const entry of entriesFor(payload)) {
+        if (this.store.append(entry, SAME_REPLY_MS) && !this.open) {
+          this.store.updateSession({ unread: this.store.session().unread + 1 });
+        }
+      }
+      this.render();
+    };
+    if (mine) record();
+    else setTimeout(record, 400 + Math.random() * 400);
+  }
+
+  connectionStatus(status) {
+    this.status = status;
+    clearTimeout(this.statusTimer);
+    if (status === "online") {
+      this.view.setStatus(status);
+      this.render();
+      this.flush();
+      return;
+    }
+    this.inflight = null; // what was on its way is sent again after the reconnect
+    this.setTyping(false);
+    this.statusTimer = setTimeout(() => {
+      this.view.setStatus(this.status);
+      this.render();
+    }, STATUS_DELAY_MS);
+  }
+
+  setTyping(typing) {
+    clearTimeout(this.typingTimer);
+    this.view.setTyping(typing);
+    // Rasa acknowledges when it is done; this is only a guard against a lost acknowledgement.
+    if (typing) this.typingTimer = setTimeout(() => this.view.setTyping(false), 60_000);
+  }
+
+  // ----------------------------------------------------------------- display
+
+  render() {
+    const session = this.store.session();
+    const offline = this.status !== "online";
+    this.view.sync(this.store.transcript(), offline);
+    this.view.setUnread(this.open ? 0 : session.unread);
+  }
+
+  otherTabChanged(event) {
+    if (event.key === this.store.keys.session) {
+      const session = this.store.session();
+      if (session.id !== this.connection.sessionId) {
+        this.inflight = null;
+        this.setTyping(false);
+        this.connection.switchSession(session.id);
+      }
+    }
+    if (event.key === this.store.keys.session || event.key === this.store.keys.transcript) {
+      this.render();
+    }
+  }
+}
+
+const chat = new GiftbotChat(scriptOptions());
+window.GiftbotChat = {
+  open: () => chat.show(),
+  close: () => chat.close(),
+  setCustomerToken: (token) => chat.setCustomerToken(token),
+  newConversation: () => chat.newConversation(),
+  send: (text) => chat.send(text),
+};
+window.dispatchEvent(new CustomEvent("giftbot:ready", { detail: window.GiftbotChat }));
