@@ -12,7 +12,7 @@ from rasa_sdk.types import DomainDict
 from actions.context import repository, signed_in_customer
 from actions.forms import CardFormValidation, reset_journey
 from actions.handoff import offer_human
-from actions.verification import is_owner, is_throttled, record_failure
+from actions.verification import is_owner, is_throttled, record_failure, start_card_check
 from bot.wallet import codes
 from bot.wallet.models import CardState
 from bot.wallet.money import format_money
@@ -53,17 +53,10 @@ class ActionCheckBalance(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
         events = reset_journey()
-        if tracker.get_slot("gave_up"):
-            return events + offer_human(dispatcher, "form_failed")
-        serial = tracker.get_slot("serial_number")
-        if not serial:
-            return events
-        customer = signed_in_customer(tracker)
-        card = repository().find_card_by_serial(serial)
-        if is_throttled(tracker, customer, card.id if card else None):
-            dispatcher.utter_message(response="utter_throttled")
-            return events + offer_human(dispatcher, "too_many_failures")
-
+        check, stop = start_card_check(dispatcher, tracker)
+        if check is None:
+            return events + stop
+        customer, card = check.customer, check.card
         order_number = tracker.get_slot("order_number")
         verified_by = None
         if card is not None and not card.locked:

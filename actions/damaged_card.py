@@ -16,15 +16,15 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.context import actor, repository, signed_in_customer
+from actions.context import actor, repository
 from actions.forms import CardFormValidation, reset_journey
 from actions.handoff import offer_human
 from actions.verification import (
     delivery_matches,
-    is_throttled,
     mask_email,
     normalise_name,
     record_failure,
+    start_card_check,
 )
 from bot.wallet import codes
 from bot.wallet.models import CardState
@@ -114,16 +114,10 @@ class ActionReplaceDamagedCard(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
         events = reset_journey()
-        if tracker.get_slot("gave_up"):
-            return events + offer_human(dispatcher, "form_failed")
-        serial = tracker.get_slot("serial_number")
-        if not serial:
-            return events
-        customer = signed_in_customer(tracker)
-        card = repository().find_card_by_serial(serial)
-        if is_throttled(tracker, customer, card.id if card else None):
-            dispatcher.utter_message(response="utter_throttled")
-            return events + offer_human(dispatcher, "too_many_failures")
+        check, stop = start_card_check(dispatcher, tracker)
+        if check is None:
+            return events + stop
+        customer, card = check.customer, check.card
 
         if card is not None and _all_details_match(tracker, card):
             if card.state in (CardState.ACTIVE, CardState.INACTIVE):

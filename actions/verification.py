@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
 
-from actions.context import repository
+from actions.context import repository, signed_in_customer
+from actions.handoff import offer_human
 from bot.settings import get_settings
 from bot.wallet.repository import CardView, CustomerView
 
@@ -77,3 +81,32 @@ def mask_email(email: str) -> str:
     """``ben@example.com`` -> ``b••@example.com``: enough to recognise, not to harvest."""
     local, _, domain = email.partition("@")
     return f"{local[:1]}••@{domain}" if domain else "••"
+
+
+@dataclass(frozen=True)
+class CardCheck:
+    """Who is asking about which card, once the journey may look it up."""
+
+    customer: CustomerView | None
+    card: CardView | None
+
+
+def start_card_check(
+    dispatcher: CollectingDispatcher, tracker: Tracker
+) -> tuple[CardCheck | None, list[dict[str, Any]]]:
+    """The card named by the form's serial, or the events that end the journey here.
+
+    The journey ends when the form gave up (a person is offered), when there is no serial
+    (the shopper stopped), or when this conversation, customer or card is over its limit.
+    """
+    if tracker.get_slot("gave_up"):
+        return None, offer_human(dispatcher, "form_failed")
+    serial = tracker.get_slot("serial_number")
+    if not serial:
+        return None, []
+    customer = signed_in_customer(tracker)
+    card = repository().find_card_by_serial(serial)
+    if is_throttled(tracker, customer, card.id if card else None):
+        dispatcher.utter_message(response="utter_throttled")
+        return None, offer_human(dispatcher, "too_many_failures")
+    return CardCheck(customer, card), []

@@ -145,3 +145,29 @@ def outbox_key() -> str:
 def repo(engine: Engine, claim_code_secret: bytes, outbox_key: str) -> WalletRepository:
     """The wallet repository on a migrated database, with secrets of its own."""
     return WalletRepository(engine, claim_code_secret, outbox_key)
+
+
+# ------------------------------------------------------------- the session's demo store
+
+
+@pytest.fixture(scope="session")
+def wallet() -> Iterator[WalletRepository]:
+    """The store the actions and servers of this session use, with the demo data loaded."""
+    from actions.context import repository
+    from bot.wallet import demo
+
+    repository.cache_clear()
+    repo = repository()
+    db.upgrade(repo.engine)
+    demo.seed(repo)
+    yield repo
+    repository.cache_clear()
+
+
+def token_for(wallet: WalletRepository, email: str) -> str:
+    """A store-signed customer token for a customer of the session's store."""
+    from bot.tokens import mint_customer_token
+
+    customer = wallet.find_customer_by_email(email)
+    assert customer is not None
+    return mint_customer_token(customer.id, get_settings().token_secret)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,8 @@ from rasa.shared.core.domain import Domain
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.context import repository
-from bot.settings import get_settings
-from bot.tokens import mint_customer_token
-from bot.wallet import db, demo
 from bot.wallet.repository import WalletRepository
+from tests.conftest import token_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,22 +38,6 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="session")
 def domain() -> dict[str, Any]:
     return Domain.load(str(ROOT / "domain.yml")).as_dict()
-
-
-@pytest.fixture(scope="session")
-def wallet() -> Iterator[WalletRepository]:
-    repository.cache_clear()
-    repo = repository()
-    db.upgrade(repo.engine)
-    demo.seed(repo)
-    yield repo
-    repository.cache_clear()
-
-
-def token_for(wallet: WalletRepository, email: str) -> str:
-    customer = wallet.find_customer_by_email(email)
-    assert customer is not None
-    return mint_customer_token(customer.id, get_settings().token_secret)
 
 
 @dataclass

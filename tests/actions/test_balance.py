@@ -5,7 +5,8 @@ from __future__ import annotations
 from actions.balance import ActionCheckBalance, ValidateBalanceForm
 from bot.settings import get_settings
 from bot.wallet.demo import CARDS
-from tests.actions.conftest import Conversation, new_card, new_customer, token_for
+from tests.actions.conftest import Conversation, new_card, new_customer
+from tests.conftest import token_for
 
 ACTIVE, _SHIPPED, REDEEMED, INACTIVE, CANCELLED, LOCKED = CARDS
 

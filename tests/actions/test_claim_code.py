@@ -6,7 +6,8 @@ from actions.claim_code import ActionDiagnoseClaimCode, ActionRedeemCard, Valida
 from bot.wallet import codes
 from bot.wallet.demo import CARDS
 from bot.wallet.models import CardState
-from tests.actions.conftest import new_card, new_customer, token_for
+from tests.actions.conftest import new_card, new_customer
+from tests.conftest import token_for
 
 ACTIVE, _SHIPPED, REDEEMED, INACTIVE, CANCELLED, LOCKED = CARDS
 

@@ -12,7 +12,7 @@ import pytest
 from bot.wallet import codes
 from bot.wallet.demo import CARDS
 from bot.wallet.repository import WalletRepository
-from tests.conversations.conftest import token
+from tests.conftest import token_for
 from tests.servers import Chat, Servers
 
 pytestmark = pytest.mark.servers
@@ -24,7 +24,7 @@ VALUE = re.compile(r"\$\d+\.\d\d")
 def new_customer(wallet: WalletRepository, name: str) -> tuple[str, str]:
     email = f"{name.split()[0].lower()}-{codes.generate_claim_code()[:6].lower()}@example.com"
     wallet.create_customer(name, email)
-    return email, token(wallet, email)
+    return email, token_for(wallet, email)
 
 
 def assert_no_claim_code_echoed(chat: Chat, *claim_codes: str) -> None:
@@ -54,7 +54,7 @@ def test_balance_signed_out_needs_the_order_number(servers: Servers) -> None:
 def test_balance_given_early_by_the_signed_in_purchaser(
     servers: Servers, wallet: WalletRepository
 ) -> None:
-    chat = servers.chat(token(wallet, "ann@example.com"))
+    chat = servers.chat(token_for(wallet, "ann@example.com"))
     reply = chat.say("what's the value of gift card 1712-3456-7890-1234-567")
     assert "$50.00" in reply and "ending in 4567" in reply
     assert ACTIVE.serial not in reply
@@ -122,7 +122,7 @@ def test_stop_leaves_the_form(servers: Servers) -> None:
     ids=["redeemed-elsewhere", "not-activated", "cancelled", "locked"],
 )
 def test_claim_code_diagnosis(servers: Servers, wallet: WalletRepository, card, expected) -> None:
-    chat = servers.chat(token(wallet, "ann@example.com"))
+    chat = servers.chat(token_for(wallet, "ann@example.com"))
     chat.say("my claim code doesn't work")
     assert expected in chat.say(card.claim_code)
     assert_no_claim_code_echoed(chat, card.claim_code)
