@@ -19,6 +19,7 @@ from actions.context import actor, repository, signed_in_customer
 from actions.forms import CardFormValidation, reset_journey
 from actions.handoff import offer_human
 from actions.verification import is_throttled, record_failure
+from bot.settings import get_settings
 from bot.wallet import codes
 from bot.wallet.money import format_money
 from bot.wallet.repository import CardView, ClaimCodeStatus, CustomerView
@@ -43,6 +44,12 @@ class ValidateRedeemForm(CardFormValidation):
         if signed_in_customer(tracker) is None:
             return []  # action_redeem_card asks the shopper to sign in
         return await super().required_slots(domain_slots, dispatcher, tracker, domain)
+
+
+def _claim_code(tracker: Tracker) -> str | None:
+    """The claim code slot, opened if the tracker store sealed it (bot/tracker_store.py)."""
+    value = tracker.get_slot("claim_code")
+    return codes.unseal_claim_code(value, get_settings().sealing_key) if value else None
 
 
 def _serial_card(tracker: Tracker) -> CardView | None:
@@ -89,7 +96,7 @@ class ActionDiagnoseClaimCode(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
-        claim_code = tracker.get_slot("claim_code")
+        claim_code = _claim_code(tracker)
         # The code leaves the slots now; a "yes, apply it" keeps it until action_redeem_card.
         events: list[dict[str, Any]] = [e for e in reset_journey() if e["name"] != "claim_code"]
         if tracker.get_slot("gave_up"):
@@ -140,7 +147,7 @@ class ActionRedeemCard(Action):
             return events
         if tracker.get_slot("gave_up"):
             return events + offer_human(dispatcher, "form_failed")
-        claim_code = tracker.get_slot("claim_code")
+        claim_code = _claim_code(tracker)
         if not claim_code:
             return events
         status = _checked_status(tracker, customer, claim_code, dispatcher)

@@ -19,7 +19,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _GENERATED_SECRETS = {
     "GIFTBOT_CLAIM_CODE_SECRET": lambda: secrets.token_hex(32),
     "GIFTBOT_TOKEN_SECRET": lambda: secrets.token_hex(32),
-    "GIFTBOT_OUTBOX_KEY": lambda: _fernet_key(),
+    "GIFTBOT_SEALING_KEY": lambda: _fernet_key(),
 }
 
 
@@ -37,8 +37,8 @@ class Settings:
     """Key of the HMAC under which claim codes are stored."""
     token_secret: str
     """HS256 key with which the store signs customer tokens."""
-    outbox_key: str
-    """Fernet key that seals claim codes inside outbox emails at rest."""
+    sealing_key: str
+    """Fernet key that seals claim codes at rest: in outbox emails and conversation slots."""
     max_failures_per_conversation: int
     max_failures_per_customer: int
     max_failures_per_card: int
@@ -109,7 +109,7 @@ def get_settings() -> Settings:
         db_url=os.environ.get("GIFTBOT_DB_URL") or f"sqlite:///{var_dir / 'wallet.db'}",
         claim_code_secret=secret_values["GIFTBOT_CLAIM_CODE_SECRET"].encode(),
         token_secret=secret_values["GIFTBOT_TOKEN_SECRET"],
-        outbox_key=secret_values["GIFTBOT_OUTBOX_KEY"],
+        sealing_key=secret_values["GIFTBOT_SEALING_KEY"],
         max_failures_per_conversation=_int_env("GIFTBOT_MAX_FAILURES_PER_CONVERSATION", 3),
         max_failures_per_customer=_int_env("GIFTBOT_MAX_FAILURES_PER_CUSTOMER", 5),
         max_failures_per_card=_int_env("GIFTBOT_MAX_FAILURES_PER_CARD", 5),

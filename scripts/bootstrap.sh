@@ -39,7 +39,13 @@ MSG
   "$python" -m venv .venv
 fi
 
+# This machine's pip configuration names an index folder that may not exist; pip says so for
+# every package. Only that line is dropped; pipefail keeps pip's exit status.
+pip() {
+  .venv/bin/python -m pip "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+}
+
 echo "bootstrap: installing the locked dependencies (a few minutes the first time)"
-.venv/bin/python -m pip install --quiet --upgrade "pip>=24,<25"
-.venv/bin/python -m pip install --quiet -r requirements.lock
-.venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+pip install --quiet --upgrade "pip>=24,<25"
+pip install --quiet -r requirements.lock
+pip install --quiet --no-deps --no-build-isolation -e .

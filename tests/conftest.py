@@ -137,14 +137,14 @@ def claim_code_secret() -> bytes:
 
 
 @pytest.fixture
-def outbox_key() -> str:
+def sealing_key() -> str:
     return Fernet.generate_key().decode()
 
 
 @pytest.fixture
-def repo(engine: Engine, claim_code_secret: bytes, outbox_key: str) -> WalletRepository:
+def repo(engine: Engine, claim_code_secret: bytes, sealing_key: str) -> WalletRepository:
     """The wallet repository on a migrated database, with secrets of its own."""
-    return WalletRepository(engine, claim_code_secret, outbox_key)
+    return WalletRepository(engine, claim_code_secret, sealing_key)
 
 
 # ------------------------------------------------------------- the session's demo store

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -72,11 +73,11 @@ class Servers:
         logs.mkdir(parents=True, exist_ok=True)
         rasa_port, actions_port = free_port(), free_port()
         endpoints = var_dir / "endpoints.yml"
-        endpoints.write_text(
-            f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n'
-            f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{var_dir / "tracker.db"}"\n'
-            'lock_store:\n  type: "in_memory"\n'
-        )
+        # The project's endpoints, pointed at this session's action server and tracker store.
+        config = yaml.safe_load((ROOT / "endpoints.yml").read_text())
+        config["action_endpoint"]["url"] = f"http://127.0.0.1:{actions_port}/webhook"
+        config["tracker_store"]["db"] = str(var_dir / "tracker.db")
+        endpoints.write_text(yaml.safe_dump(config))
         servers = cls(f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{actions_port}", var_dir)
         commands = {
             "actions": [

@@ -130,6 +130,34 @@ def claim_code_hmac(claim_code: str, secret: bytes) -> str:
     return hmac.new(secret, canonical.encode("ascii"), hashlib.sha256).hexdigest()
 
 
+SEALED_PREFIX = "sealed:"
+MASKED_CLAIM_CODE = "[claim code]"
+
+
+def seal_claim_code(claim_code: str, key: str) -> str:
+    """A claim code encrypted (Fernet) for storage outside the wallet, e.g. a chat's slots."""
+    from cryptography.fernet import Fernet
+
+    return SEALED_PREFIX + Fernet(key.encode()).encrypt(claim_code.encode()).decode()
+
+
+def unseal_claim_code(value: str, key: str) -> str:
+    """The claim code in ``value``, whether sealed by :func:`seal_claim_code` or plain."""
+    if not value.startswith(SEALED_PREFIX):
+        return value
+    from cryptography.fernet import Fernet
+
+    return Fernet(key.encode()).decrypt(value[len(SEALED_PREFIX) :].encode()).decode()
+
+
+def mask_claim_codes(text: str) -> str:
+    """``text`` with every claim code in it replaced, for transcripts and stored messages."""
+    for found in reversed(find_codes(text)):
+        if found.label == "claim_code":
+            text = text[: found.start] + MASKED_CLAIM_CODE + text[found.end :]
+    return text
+
+
 # ----------------------------------------------------------------------------- order numbers
 
 

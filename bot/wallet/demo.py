@@ -38,7 +38,7 @@ CARDS = [
     DemoCard(
         "active, emailed",
         "1712345678901234567",
-        "AQ4T-B7XWZC-9M2P",
+        "RW7T-K4NMPX-2H9C",
         "D01-4826153-7730941",
         50_00,
         "ann@example.com",

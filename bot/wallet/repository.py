@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from cryptography.fernet import Fernet
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -151,10 +150,10 @@ class OutboxView:
 
 
 class WalletRepository:
-    def __init__(self, engine: Engine, claim_code_secret: bytes, outbox_key: str) -> None:
+    def __init__(self, engine: Engine, claim_code_secret: bytes, sealing_key: str) -> None:
         self.engine = engine
         self._claim_code_secret = claim_code_secret
-        self._fernet = Fernet(outbox_key.encode())
+        self._sealing_key = sealing_key
 
     @classmethod
     def from_settings(cls) -> WalletRepository:
@@ -162,7 +161,7 @@ class WalletRepository:
         from bot.wallet.db import make_engine
 
         settings = get_settings()
-        return cls(make_engine(settings.db_url), settings.claim_code_secret, settings.outbox_key)
+        return cls(make_engine(settings.db_url), settings.claim_code_secret, settings.sealing_key)
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
@@ -432,7 +431,7 @@ class WalletRepository:
                     f"(order {view.order_number}):\n\n    {{claim_code}}\n\n"
                     "The old code no longer works. Gift card balances never expire.\n"
                 ),
-                sealed_claim_code=self._fernet.encrypt(new_code.encode()).decode(),
+                sealed_claim_code=codes.seal_claim_code(new_code, self._sealing_key),
             )
             s.add(email)
             s.flush()
@@ -659,7 +658,7 @@ class WalletRepository:
                 raise WalletError(f"no outbox email with id {outbox_id}")
             if row.sealed_claim_code is None:
                 return str(row.body)
-            code = self._fernet.decrypt(row.sealed_claim_code.encode()).decode()
+            code = codes.unseal_claim_code(row.sealed_claim_code, self._sealing_key)
             return str(row.body).replace("{claim_code}", codes.format_claim_code(code))
 
     def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:

@@ -12,7 +12,8 @@ from bot.web.config import WebConfig
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("aiohttp").setLevel(logging.INFO)
     get_settings()  # reads .env first, so that the web settings below see it too
     config = WebConfig.from_env()
     config.check_installed()

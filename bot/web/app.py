@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -35,6 +36,7 @@ def create_app(config: WebConfig, repository: WalletRepository | None = None) ->
     app.cleanup_ctx.append(_dispose_on_exit)
     app.router.add_get("/", demo_page)
     app.router.add_get("/health", health)
+    app.router.add_get("/favicon.ico", no_icon)
     app.router.add_post("/demo/sign-in", sign_in)
     app.router.add_post("/api/mask", mask)
     app.router.add_route("OPTIONS", "/api/mask", preflight)
@@ -60,14 +62,23 @@ async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse
     return response
 
 
+# A host name or IP address, and a port: anything else in a Host header is ignored.
+_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+
+
+def page_origin(request: web.Request) -> URL:
+    """This server as the visitor reached it (from the Host header)."""
+    # Not request.url: with the locked yarl, aiohttp 3.9 cannot build it for a "host:port".
+    host = request.host if _HOST.fullmatch(request.host or "") else "localhost"
+    return URL(f"{request.scheme}://{host}").origin()
+
+
 def rasa_url(request: web.Request) -> URL:
     """The Rasa server as this page's visitor reaches it."""
     config = request.app[CONFIG]
     if config.rasa_url:
         return URL(config.rasa_url)
-    return URL.build(
-        scheme=request.scheme, host=request.url.host or "localhost", port=config.rasa_port
-    )
+    return page_origin(request).with_port(config.rasa_port)
 
 
 def _content_security_policy(rasa: URL) -> str:
@@ -89,7 +100,7 @@ async def demo_page(request: web.Request) -> web.Response:
     config, rasa = request.app[CONFIG], rasa_url(request)
     page = render_demo_page(
         config.widget_dir / "demo" / "index.html",
-        page_origin=str(request.url.origin()),
+        page_origin=str(page_origin(request)),
         socket_url=str(rasa),
     )
     response = web.Response(text=page, content_type="text/html")
@@ -100,6 +111,10 @@ async def demo_page(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+async def no_icon(request: web.Request) -> web.Response:
+    return web.Response(status=204)
 
 
 async def sign_in(request: web.Request) -> web.Response:

@@ -69,7 +69,7 @@ class Giftbot:
         return WalletRepository(
             make_engine(self.url),
             self.secret("GIFTBOT_CLAIM_CODE_SECRET").encode(),
-            self.secret("GIFTBOT_OUTBOX_KEY"),
+            self.secret("GIFTBOT_SEALING_KEY"),
         )
 
     def state(self) -> tuple[list[str], dict[str, bytes]]:

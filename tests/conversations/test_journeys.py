@@ -128,6 +128,28 @@ def test_claim_code_diagnosis(servers: Servers, wallet: WalletRepository, card, 
     assert_no_claim_code_echoed(chat, card.claim_code)
 
 
+def test_a_code_already_redeemed_here_shows_the_balance(
+    servers: Servers, wallet: WalletRepository
+) -> None:
+    chat = servers.chat(token_for(wallet, "ben@example.com"))
+    chat.say("my claim code doesn't work")
+    reply = chat.say(REDEEMED.claim_code)
+    assert "already applied to your account" in reply and VALUE.search(reply)
+
+
+def test_three_malformed_answers_end_the_form_with_an_offer(
+    servers: Servers, wallet: WalletRepository
+) -> None:
+    chat = servers.chat()
+    chat.say("my claim code is not working")
+    chat.say("ABC123")
+    assert 'say "stop"' in chat.say("XY12")
+    reply = chat.say("Q1")
+    assert "14 or 15 letters and digits" in reply and "connect you with a person" in reply
+    assert "I've asked a person" in chat.say("yes")
+    assert wallet.open_handoff(chat.sender)["reason"] == "form_failed"
+
+
 def test_unknown_code_gets_the_locked_answer_and_a_typo_hint(
     servers: Servers, wallet: WalletRepository
 ) -> None:
@@ -240,3 +262,30 @@ def test_faq_scam_handoff_and_out_of_scope(servers: Servers, wallet: WalletRepos
     assert "Reload Balance" in chat.say("how do I top up my gift card balance")
     assert "I've asked a person" in chat.say("I want to talk to a human agent")
     assert wallet.open_handoff(chat.sender)["reason"] == "shopper_asked"
+
+
+# ------------------------------------------------------------------------ at rest
+
+
+def test_the_tracker_store_holds_no_claim_code_or_token(
+    servers: Servers, wallet: WalletRepository
+) -> None:
+    """Runs last in this module: every code and token used above must be absent at rest."""
+    email, shopper = new_customer(wallet, "Sam Secret")
+    issued = wallet.issue_card(
+        amount_minor=10_00,
+        purchaser_email=email,
+        recipient_name="Sam Secret",
+        recipient_email=email,
+    )
+    chat = servers.chat(shopper)
+    chat.say("my claim code won't work")
+    chat.say(codes.format_claim_code(issued.claim_code))
+    assert "$10.00" in chat.say("yes please")  # the sealed code was opened a turn later
+    stored = (servers.var_dir / "tracker.db").read_bytes()
+    secrets = [issued.claim_code, codes.format_claim_code(issued.claim_code), shopper]
+    secrets += [card.claim_code for card in CARDS] + [
+        codes.parse_claim_code(c.claim_code) for c in CARDS
+    ]
+    for secret in secrets:
+        assert secret.encode() not in stored

@@ -24,7 +24,7 @@ ROUNDS = 5  # cards raced in a row: a lost race must not hide behind a lucky sch
 
 @pytest.fixture
 def racing_repo(
-    engine: Engine, backend_url: str, claim_code_secret: bytes, outbox_key: str
+    engine: Engine, backend_url: str, claim_code_secret: bytes, sealing_key: str
 ) -> Iterator[WalletRepository]:
     """The same store through an engine with a connection ready for every worker."""
     if engine.dialect.name == "sqlite":
@@ -35,7 +35,7 @@ def racing_repo(
         connections = [racing.connect() for _ in range(WORKERS)]
         for connection in connections:
             connection.close()
-    yield WalletRepository(racing, claim_code_secret, outbox_key)
+    yield WalletRepository(racing, claim_code_secret, sealing_key)
     racing.dispose()
 
 

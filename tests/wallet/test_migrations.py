@@ -52,7 +52,7 @@ def head(engine: Engine) -> str | None:
 
 
 def test_upgrade_downgrade_upgrade(
-    empty_engine: Engine, claim_code_secret: bytes, outbox_key: str
+    empty_engine: Engine, claim_code_secret: bytes, sealing_key: str
 ) -> None:
     engine = empty_engine
     postgres = engine.dialect.name == "postgresql"
@@ -75,7 +75,7 @@ def test_upgrade_downgrade_upgrade(
     db.upgrade(engine)
     assert tables(engine) == WALLET_TABLES | {"alembic_version"}
     # The store works on the re-created schema.
-    repo = WalletRepository(engine, claim_code_secret, outbox_key)
+    repo = WalletRepository(engine, claim_code_secret, sealing_key)
     customer = repo.create_customer("Ann Lee", "ann@example.com")
     assert repo.find_customer_by_email("ann@example.com") == customer
 
