@@ -25,8 +25,11 @@ export class Connection {
   }
 
   connect(sessionId) {
+    if (this.socket) {
+      this.switchSession(sessionId);
+      return;
+    }
     this.sessionId = sessionId;
-    if (this.socket) return;
     this.socket = io(this.options.url, {
       path: this.options.path,
       // Websocket first: it needs no CORS set-up on the Rasa server; polling is the fallback.

@@ -15,8 +15,6 @@ import { newId, Store } from "./storage.js";
 import { ChatView } from "./view.js";
 
 const HERE = new URL(import.meta.url);
-// A reply seen within this window with the same content was already recorded by another tab.
-const SAME_REPLY_MS = 3000;
 // Brief connection blips do not deserve a "Reconnecting…" banner.
 const STATUS_DELAY_MS = 800;
 const MASK_UNAVAILABLE = "[message not shown]";
@@ -56,7 +54,7 @@ function entriesFor(payload) {
   // Custom payloads arrive unwrapped (see README: the agent convention); accept them wrapped too.
   const message = payload.custom && typeof payload.custom === "object" ? payload.custom : payload;
   const agent = typeof message.agent?.name === "string" ? message.agent.name.slice(0, 60) : null;
-  const base = { time: Date.now(), fp: JSON.stringify(message) };
+  const base = { time: Date.now() };
   if (message.event === "agent_joined" || message.event === "agent_left") {
     const who = agent ? `${agent} from customer support` : "A support agent";
     const text = message.event === "agent_joined" ? `${who} has joined the chat.` : `${who} has left the chat.`;
@@ -93,6 +91,7 @@ class GiftbotChat {
     this.statusTimer = null;
     this.inflight = null;
     this.masking = Promise.resolve();
+    this.maskingCount = 0;
     this.typingTimer = null;
 
     const host = document.createElement("div");
@@ -118,6 +117,14 @@ class GiftbotChat {
       },
       { onStatus: (status) => this.connectionStatus(status), onBotMessage: (p) => this.received(p) },
     );
+    // Every tab of the store receives each reply; one of them (the leader) records it, and
+    // the others show it from storage. Without Web Locks (plain http off localhost) every
+    // tab records, which is right for the usual single tab.
+    this.leader = !navigator.locks;
+    navigator.locks?.request(`${options.storageKey}:leader`, () => {
+      this.leader = true;
+      return new Promise(() => {}); // held until the tab goes away
+    });
     this.setCustomerToken(options.customerToken);
     this.render();
     document.body.append(host);
@@ -184,18 +191,25 @@ class GiftbotChat {
 
   submit(text) {
     this.store.retireQuickReplies();
-    this.render();
-    // In order, one at a time: the shown (masked) text must come before the reply to it.
-    this.masking = this.masking
-      .then(async () => this.queue(text, await this.mask(text)))
-      .catch((error) => console.error("giftbot:", error));
+    this.inOrder(async () => this.queue(text, await this.mask(text)));
   }
 
   choose(reply) {
     this.store.retireQuickReplies();
+    this.inOrder(() => this.queue(reply.payload, reply.title));
+  }
+
+  /** One at a time, in order: the shown (masked) text must come before the reply to it. */
+  inOrder(step) {
+    this.maskingCount += 1;
+    this.render();
     this.masking = this.masking
-      .then(() => this.queue(reply.payload, reply.title))
-      .catch((error) => console.error("giftbot:", error));
+      .then(step)
+      .catch((error) => console.error("giftbot:", error))
+      .finally(() => {
+        this.maskingCount -= 1;
+        this.render();
+      });
   }
 
   queue(text, shown) {
@@ -249,19 +263,12 @@ class GiftbotChat {
   // --------------------------------------------------------------- receiving
 
   received(payload) {
-    // The tab that sent the message records the reply at once; other tabs of the same
-    // conversation wait a moment and skip it when that tab already has.
-    const mine = this.inflight !== null || (document.visibilityState === "visible" && document.hasFocus());
-    const record = () => {
-      for (const entry of entriesFor(payload)) {
-        if (this.store.append(entry, SAME_REPLY_MS) && !this.open) {
-          this.store.updateSession({ unread: this.store.session().unread + 1 });
-        }
-      }
-      this.render();
-    };
-    if (mine) record();
-    else setTimeout(record, 400 + Math.random() * 400);
+    if (!this.leader) return;
+    for (const entry of entriesFor(payload)) {
+      this.store.append(entry);
+      if (!this.open) this.store.updateSession({ unread: this.store.session().unread + 1 });
+    }
+    this.render();
   }
 
   connectionStatus(status) {
@@ -294,17 +301,24 @@ class GiftbotChat {
     const session = this.store.session();
     const offline = this.status !== "online";
     this.view.sync(this.store.transcript(), offline);
+    // Something the shopper sent is still on its way or unanswered (tests wait on this).
+    this.view.setBusy(this.maskingCount > 0 || this.store.outbox().length > 0);
     this.view.setUnread(this.open ? 0 : session.unread);
   }
 
   otherTabChanged(event) {
     if (event.key === this.store.keys.session) {
       const session = this.store.session();
+      // The shopper signed out (or another shopper in) in another tab: never send a token
+      // that is not the conversation's shopper's.
+      if (this.token && tokenSubject(this.token) !== session.customer) this.token = null;
       if (session.id !== this.connection.sessionId) {
         this.inflight = null;
         this.setTyping(false);
         this.connection.switchSession(session.id);
       }
+      // Another tab started the conversation: listen too, in case this tab is the leader.
+      if (session.started) this.connection.connect(session.id);
     }
     if (event.key === this.store.keys.session || event.key === this.store.keys.transcript) {
       this.render();

@@ -75,21 +75,10 @@ export class Store {
     return Array.isArray(entries) ? entries : [];
   }
 
-  /**
-   * Add a message. With `duplicateWithinMs`, skip it when another tab already recorded the
-   * same message (same fingerprint) that recently: every tab of a session receives each reply.
-   */
-  append(entry, duplicateWithinMs = 0) {
+  append(entry) {
     const entries = this.transcript();
-    if (
-      duplicateWithinMs &&
-      entries.some((e) => e.fp === entry.fp && Math.abs(e.time - entry.time) < duplicateWithinMs)
-    ) {
-      return false;
-    }
     entries.push(entry);
     write(local, this.keys.transcript, entries.slice(-MAX_ENTRIES));
-    return true;
   }
 
   update(id, changes) {

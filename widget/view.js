@@ -190,6 +190,11 @@ export class ChatView {
     if (typing) this.scrollToEnd();
   }
 
+  setBusy(busy) {
+    if (busy) this.log.dataset.busy = "true";
+    else delete this.log.dataset.busy;
+  }
+
   scrollToEnd() {
     this.log.scrollTop = this.log.scrollHeight;
   }
@@ -232,7 +237,11 @@ export class ChatView {
     else bubble.append(renderMarkdown(entry.text));
     const item = h(
       "li",
-      { class: `gb-message gb-from-${entry.from}`, "data-id": entry.id },
+      {
+        class: `gb-message gb-from-${entry.from}`,
+        "data-id": entry.id,
+        "data-state": entry.pending ? "sending" : null,
+      },
       h("span", { class: "gb-sr" }, `${author}: `),
       entry.from === "agent" ? h("div", { class: "gb-author", "aria-hidden": "true" }, author) : null,
       entry.text ? bubble : null,
@@ -254,7 +263,14 @@ export class ChatView {
           ...entry.quickReplies.map((reply) =>
             h(
               "button",
-              { type: "button", class: "gb-reply", onclick: () => this.actions.choose(reply) },
+              {
+                type: "button",
+                class: "gb-reply",
+                onclick: () => {
+                  this.actions.choose(reply);
+                  this.input.focus(); // the buttons go away: keep the keyboard in the chat
+                },
+              },
               reply.title,
             ),
           ),
