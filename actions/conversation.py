@@ -77,7 +77,8 @@ class ActionDefaultAskAffirmation(Action):
                 buttons.append({"title": title, "payload": f"/{intent}"})
             if len(buttons) == 2:
                 break
-        buttons.append({"title": "Something else", "payload": "/deny"})
+        # Rasa's two-stage fallback reads out_of_scope (not deny) as "none of these".
+        buttons.append({"title": "Something else", "payload": "/out_of_scope"})
         dispatcher.utter_message(
             text="Sorry, I'm not sure I understood. Did you mean:", buttons=buttons
         )

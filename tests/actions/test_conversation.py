@@ -29,7 +29,7 @@ async def test_fallback_buttons_use_the_shoppers_words(conversation, domain):
     assert buttons == [
         {"title": "Do gift cards expire?", "payload": "/faq/expiry"},
         {"title": "Check a card's value", "payload": "/check_balance"},
-        {"title": "Something else", "payload": "/deny"},
+        {"title": "Something else", "payload": "/out_of_scope"},
     ]
 
 

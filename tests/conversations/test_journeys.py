@@ -264,6 +264,16 @@ def test_faq_scam_handoff_and_out_of_scope(servers: Servers, wallet: WalletRepos
     assert wallet.open_handoff(chat.sender)["reason"] == "shopper_asked"
 
 
+def test_two_stage_fallback_then_a_person(servers: Servers) -> None:
+    chat = servers.chat()
+    first = chat.say("/nlu_fallback")
+    assert "Did you mean" in first and "[Something else]" in first
+    assert "say it another way" in chat.say("/out_of_scope")
+    chat.say("/nlu_fallback")
+    final = chat.say("/out_of_scope")
+    assert "talk to a person" in final and "[Yes, get me a person]" in final
+
+
 # ------------------------------------------------------------------------ at rest
 
 
