@@ -37,8 +37,8 @@ $(WALLET): $(INSTALLED) $(wildcard bot/wallet/migrations/versions/*.py)
 	@touch $@
 
 lint: $(INSTALLED)
-	$(BIN)/ruff check bot actions tests
-	$(BIN)/ruff format --check bot actions tests
+	$(BIN)/ruff check bot actions tests scripts
+	$(BIN)/ruff format --check bot actions tests scripts
 
 typecheck: $(INSTALLED)
 	$(BIN)/mypy
