@@ -11,6 +11,7 @@ WALLET := var/.wallet-ready
 .PHONY: run test setup train validate lint typecheck pytest evaluate lock clean
 
 run: setup train
+	@scripts/setup_web.sh --no-browser
 	@scripts/serve.sh
 
 test: setup lint typecheck validate train pytest
@@ -43,7 +44,9 @@ lint: $(INSTALLED)
 typecheck: $(INSTALLED)
 	$(BIN)/mypy
 
+# The browser tests need the npm packages and Debian's chromium (setup_web.sh installs them).
 pytest: $(INSTALLED)
+	@scripts/setup_web.sh
 	$(BIN)/pytest
 
 # Held-out NLU results and 5-fold cross-validation, written to docs/evaluation.md.
@@ -56,4 +59,4 @@ lock: $(INSTALLED)
 		--allow-unsafe -q -o requirements.lock pyproject.toml
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var node_modules .pytest_cache .mypy_cache .ruff_cache

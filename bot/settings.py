@@ -43,6 +43,11 @@ class Settings:
     max_failures_per_customer: int
     max_failures_per_card: int
     failure_window_hours: int
+    web_host: str
+    web_port: int
+    rasa_url: str | None
+    """The Rasa server as shoppers' browsers reach it; None: the page's host on ``rasa_port``."""
+    rasa_port: int
 
 
 def _int_env(name: str, default: int) -> int:
@@ -56,6 +61,13 @@ def _int_env(name: str, default: int) -> int:
     if value < 1:
         raise SystemExit(f"{name} must be at least 1, got {value}")
     return value
+
+
+def _port_env(name: str, default: int) -> int:
+    raw = os.environ.get(name) or str(default)
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise SystemExit(f"{name} must be a TCP port number, got {raw!r}")
+    return int(raw)
 
 
 def _read_env_file(path: Path) -> dict[str, str]:
@@ -114,4 +126,8 @@ def get_settings() -> Settings:
         max_failures_per_customer=_int_env("GIFTBOT_MAX_FAILURES_PER_CUSTOMER", 5),
         max_failures_per_card=_int_env("GIFTBOT_MAX_FAILURES_PER_CARD", 5),
         failure_window_hours=_int_env("GIFTBOT_FAILURE_WINDOW_HOURS", 24),
+        web_host=os.environ.get("GIFTBOT_WEB_HOST") or "0.0.0.0",  # noqa: S104 - like Rasa's server
+        web_port=_port_env("GIFTBOT_WEB_PORT", 8080),
+        rasa_url=(os.environ.get("GIFTBOT_RASA_URL") or "").rstrip("/") or None,
+        rasa_port=_port_env("GIFTBOT_RASA_PORT", 5005),
     )

@@ -3,7 +3,7 @@
 A conversation's events are kept for as long as the tracker store keeps them, and an agent
 console or an event broker may read them. Before an event is stored or streamed:
 
-- claim codes in the shopper's text and entities are masked (``[claim code]``);
+- claim codes in the shopper's text and entities are masked (``[claim code hidden]``);
 - the ``claim_code`` slot is sealed with the sealing key (the action server opens it again,
   e.g. for "yes, apply it" one turn after the code was given);
 - the customer token in message metadata is dropped (it is a bearer credential).

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Serves the assistant on the embedded defaults: action server on :5055, Rasa on :5005
-# (REST and socket.io). Ctrl-C stops both. Logs go to var/log/.
+# (REST and socket.io), the shopper demo page with the chat widget on :8080 (bot/web).
+# Ctrl-C stops them all. Logs go to var/log/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL=3 SQLALCHEMY_SILENCE_UBER_WARNING=1
@@ -10,7 +11,9 @@ BIN=.venv/bin
 "$BIN/rasa" run actions --actions actions --port "${GIFTBOT_ACTIONS_PORT:-5055}" \
   > var/log/actions.log 2>&1 &
 actions_pid=$!
-trap 'kill $actions_pid 2>/dev/null || true' EXIT INT TERM
+"$BIN/python" -m bot.web > var/log/web.log 2>&1 &
+web_pid=$!
+trap 'kill $actions_pid $web_pid 2>/dev/null || true' EXIT INT TERM
 
 cat <<MSG
 
@@ -18,6 +21,7 @@ cat <<MSG
   -------------------
   Rasa server     http://localhost:${GIFTBOT_RASA_PORT:-5005}   (REST: POST /webhooks/rest/webhook, socket.io)
   Action server   http://localhost:${GIFTBOT_ACTIONS_PORT:-5055}
+  Shopper demo    http://localhost:${GIFTBOT_WEB_PORT:-8080}   (store page with the chat widget; sign in as a demo customer)
   Logs            var/log/
 
   Try it:

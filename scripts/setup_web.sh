@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Set-up for the shopper web chat: the widget's npm dependencies (socket.io client, axe-core for
-# the accessibility test) and Debian's chromium for the browser tests. Idempotent: when
+# the accessibility test) and Debian's chromium for the browser tests (tests/web); with
+# --no-browser, only the npm dependencies (all that `make run` needs). Idempotent: when
 # package-lock.json is unchanged and chromium is there, it does nothing and takes milliseconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+browser=yes
+[[ ${1:-} == --no-browser ]] && browser=no
 
 stamp=node_modules/.giftbot-lock.sha256
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
@@ -17,7 +20,7 @@ if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
   echo "$want" > "$stamp"
 fi
 
-if [[ ! -x /usr/bin/chromium ]]; then
+if [[ $browser == yes && ! -x /usr/bin/chromium ]]; then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get > /dev/null; then
     echo "setup_web: installing Debian's chromium for the browser tests (apt-get install chromium)"
     export DEBIAN_FRONTEND=noninteractive

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from cryptography.fernet import Fernet
 from hypothesis import settings
 from sqlalchemy import create_engine, text
@@ -23,6 +24,7 @@ from sqlalchemy.engine import Engine, make_url
 from bot.settings import get_settings
 from bot.wallet import db
 from bot.wallet.repository import WalletRepository
+from tests.servers import Servers
 
 PG_URL = os.environ.get("GIFTBOT_TEST_PG_URL") or "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -147,6 +149,20 @@ def repo(engine: Engine, claim_code_secret: bytes, sealing_key: str) -> WalletRe
     return WalletRepository(engine, claim_code_secret, sealing_key)
 
 
+def fast_password_hasher(time_cost: int = 1) -> PasswordHasher:
+    """argon2id at a test-sized cost: the same algorithm and code paths, a tiny fraction of the
+    production work (64 MiB and three passes per hash), so tests can make many agents."""
+    return PasswordHasher(time_cost=time_cost, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture
+def agent_repo(engine: Engine, claim_code_secret: bytes, sealing_key: str) -> WalletRepository:
+    """The wallet repository on a migrated database, with a fast password hasher."""
+    return WalletRepository(
+        engine, claim_code_secret, sealing_key, password_hasher=fast_password_hasher()
+    )
+
+
 # ------------------------------------------------------------- the session's demo store
 
 
@@ -162,6 +178,15 @@ def wallet() -> Iterator[WalletRepository]:
     demo.seed(repo)
     yield repo
     repository.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def servers(wallet: WalletRepository) -> Iterator[Servers]:
+    """The real action server and Rasa server (REST, socket.io, HTTP API with a token), on the
+    session's store: shared by the conversation and browser tests."""
+    running = Servers.start(Path(get_settings().var_dir))
+    yield running
+    running.stop()
 
 
 def token_for(wallet: WalletRepository, email: str) -> str:

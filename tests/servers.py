@@ -7,6 +7,7 @@ first), against the session's throw-away wallet store, tracker store and secrets
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -56,6 +57,8 @@ class Servers:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     rasa_command: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    api_token: str = field(default_factory=lambda: secrets.token_hex(16))
+    """Rasa's HTTP API is on (a test may act as the agent console), never without a token."""
 
     @classmethod
     def start(
@@ -100,6 +103,9 @@ class Servers:
                 str(ROOT / "credentials.yml"),
                 "--endpoints",
                 str(endpoints),
+                "--enable-api",
+                "--auth-token",
+                servers.api_token,
                 *rasa_args,
             ],
         }

@@ -117,9 +117,12 @@ class GiftbotChat {
       },
       { onStatus: (status) => this.connectionStatus(status), onBotMessage: (p) => this.received(p) },
     );
-    // Every tab of the store receives each reply; one of them (the leader) records it, and
-    // the others show it from storage. Without Web Locks (plain http off localhost) every
-    // tab records, which is right for the usual single tab.
+    // Every tab of the store receives each reply, and exactly one tab records it; the others
+    // show it from storage. Replies to a message go to the tab that sent it; anything else
+    // (an agent writing) to the leader tab. Without Web Locks (plain http off localhost)
+    // every tab is a leader, which is right for the usual single tab.
+    this.tab = newId();
+    addEventListener("pagehide", () => this.setInflight(null));
     this.leader = !navigator.locks;
     navigator.locks?.request(`${options.storageKey}:leader`, () => {
       this.leader = true;
@@ -176,7 +179,7 @@ class GiftbotChat {
 
   newConversation(customer = this.store.session().customer) {
     const session = this.store.startSession(customer);
-    this.inflight = null;
+    this.setInflight(null);
     this.setTyping(false);
     this.connection.switchSession(session.id);
     this.render();
@@ -246,12 +249,12 @@ class GiftbotChat {
     if (!this.connection.ready || this.inflight) return;
     const [item] = this.store.outbox();
     if (!item) return;
-    this.inflight = item.id;
+    this.setInflight(item.id);
     this.setTyping(true);
     const metadata = this.token ? { customer_token: this.token } : null;
     this.connection.send(item.text, metadata, () => {
       if (this.inflight !== item.id) return;
-      this.inflight = null;
+      this.setInflight(null);
       this.store.dequeue(item.id);
       if (item.entry) this.store.update(item.entry, { pending: false });
       this.setTyping(false);
@@ -262,8 +265,16 @@ class GiftbotChat {
 
   // --------------------------------------------------------------- receiving
 
+  /** The message on its way (one at a time), announced to the other tabs. */
+  setInflight(id) {
+    if (id) this.store.markSending(this.tab);
+    else if (this.inflight) this.store.clearSending(this.tab);
+    this.inflight = id;
+  }
+
   received(payload) {
-    if (!this.leader) return;
+    const mine = this.inflight !== null;
+    if (!mine && !(this.leader && !this.store.otherTabSending(this.tab))) return;
     for (const entry of entriesFor(payload)) {
       this.store.append(entry);
       if (!this.open) this.store.updateSession({ unread: this.store.session().unread + 1 });
@@ -280,7 +291,7 @@ class GiftbotChat {
       this.flush();
       return;
     }
-    this.inflight = null; // what was on its way is sent again after the reconnect
+    this.setInflight(null); // what was on its way is sent again after the reconnect
     this.setTyping(false);
     this.statusTimer = setTimeout(() => {
       this.view.setStatus(this.status);
@@ -313,7 +324,7 @@ class GiftbotChat {
       // that is not the conversation's shopper's.
       if (this.token && tokenSubject(this.token) !== session.customer) this.token = null;
       if (session.id !== this.connection.sessionId) {
-        this.inflight = null;
+        this.setInflight(null);
         this.setTyping(false);
         this.connection.switchSession(session.id);
       }

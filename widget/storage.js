@@ -3,12 +3,14 @@
 //   localStorage   <prefix>:session     the Rasa session id, who was signed in, unread count
 //   localStorage   <prefix>:transcript  the messages as shown (claim codes already hidden)
 //   sessionStorage <prefix>:outbox      what the shopper typed that Rasa has not acknowledged
+//   localStorage   <prefix>:sending     which tab has a message on its way (it records the replies)
 //   sessionStorage <prefix>:open        whether this tab's panel is open
 // The outbox holds the shopper's own words unmasked (the assistant needs them), so it lives in
 // sessionStorage: it survives a reload and the server restarting, and is gone with the tab.
 // Every change re-reads storage first, so that two tabs of the store never overwrite each other.
 
 const MAX_ENTRIES = 200;
+const SENDING_EXPIRES_MS = 90_000; // as long as the wait for Rasa's acknowledgement
 
 // When the browser refuses storage (blocked cookies, some private modes), keep it in memory:
 // the chat still works for the life of the page.
@@ -41,6 +43,7 @@ export class Store {
       session: `${prefix}:session`,
       transcript: `${prefix}:transcript`,
       outbox: `${prefix}:outbox`,
+      sending: `${prefix}:sending`,
       open: `${prefix}:open`,
     };
   }
@@ -111,6 +114,22 @@ export class Store {
 
   dequeue(id) {
     write(session, this.keys.outbox, this.outbox().filter((item) => item.id !== id));
+  }
+
+  // ------------------------------------------------------------------ sending
+
+  markSending(tab) {
+    write(local, this.keys.sending, { tab, at: Date.now() });
+  }
+
+  clearSending(tab) {
+    if (read(local, this.keys.sending, null)?.tab === tab) write(local, this.keys.sending, null);
+  }
+
+  /** Another tab has a message on its way (a stale mark, from a crashed tab, expires). */
+  otherTabSending(tab) {
+    const mark = read(local, this.keys.sending, null);
+    return Boolean(mark && mark.tab !== tab && Date.now() - mark.at < SENDING_EXPIRES_MS);
   }
 
   // --------------------------------------------------------------------- open

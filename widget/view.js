@@ -251,7 +251,7 @@ export class ChatView {
         { class: "gb-meta" },
         h("time", { datetime: new Date(entry.time).toISOString() }, clockTime(entry.time)),
         entry.pending && offline
-          ? h("span", { class: "gb-pending" }, " · Not sent yet: will send when reconnected")
+          ? h("span", { class: "gb-pending" }, " · Not sent yet: it will go as soon as the connection is back")
           : null,
       ),
     );

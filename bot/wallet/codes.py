@@ -131,7 +131,7 @@ def claim_code_hmac(claim_code: str, secret: bytes) -> str:
 
 
 SEALED_PREFIX = "sealed:"
-MASKED_CLAIM_CODE = "[claim code]"
+MASKED_CLAIM_CODE = "[claim code hidden]"
 
 
 def seal_claim_code(claim_code: str, key: str) -> str:

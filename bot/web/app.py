@@ -14,10 +14,9 @@ from yarl import URL
 
 from bot.settings import get_settings
 from bot.tokens import mint_customer_token
-from bot.wallet import demo
+from bot.wallet import codes, demo
 from bot.wallet.repository import WalletRepository
 from bot.web.config import WebConfig
-from bot.web.masking import mask_claim_codes
 from bot.web.pages import render_demo_page
 
 CONFIG = web.AppKey("config", WebConfig)
@@ -68,9 +67,9 @@ _HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 def page_origin(request: web.Request) -> URL:
     """This server as the visitor reached it (from the Host header)."""
-    # Not request.url: with the locked yarl, aiohttp 3.9 cannot build it for a "host:port".
-    host = request.host if _HOST.fullmatch(request.host or "") else "localhost"
-    return URL(f"{request.scheme}://{host}").origin()
+    if not _HOST.fullmatch(request.host or ""):  # a forged Host header
+        return URL(f"{request.scheme}://localhost").origin()
+    return request.url.origin()
 
 
 def rasa_url(request: web.Request) -> URL:
@@ -134,7 +133,7 @@ async def mask(request: web.Request) -> web.Response:
     text = _field(await _json_body(request), "text")
     if len(text) > MAX_MESSAGE_CHARS:
         raise _error(web.HTTPBadRequest, f"'text' can have at most {MAX_MESSAGE_CHARS} characters.")
-    return web.json_response({"text": mask_claim_codes(text)})
+    return web.json_response({"text": codes.mask_claim_codes(text)})
 
 
 async def preflight(request: web.Request) -> web.Response:

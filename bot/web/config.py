@@ -1,19 +1,11 @@
-"""The web server's settings, from environment variables (see the README's table)."""
+"""The web server's configuration: its settings (from bot.settings) and where its files are."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.settings import PROJECT_ROOT
-
-
-def _port(name: str, default: int) -> int:
-    raw = os.environ.get(name) or str(default)
-    if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise SystemExit(f"{name} must be a TCP port number, got {raw!r}")
-    return int(raw)
+from bot.settings import PROJECT_ROOT, get_settings
 
 
 @dataclass(frozen=True)
@@ -30,11 +22,12 @@ class WebConfig:
 
     @classmethod
     def from_env(cls) -> WebConfig:
+        settings = get_settings()
         return cls(
-            host=os.environ.get("GIFTBOT_WEB_HOST") or "0.0.0.0",  # noqa: S104 - like Rasa's server
-            port=_port("GIFTBOT_WEB_PORT", 8080),
-            rasa_url=(os.environ.get("GIFTBOT_RASA_URL") or "").rstrip("/") or None,
-            rasa_port=_port("GIFTBOT_RASA_PORT", 5005),
+            host=settings.web_host,
+            port=settings.web_port,
+            rasa_url=settings.rasa_url,
+            rasa_port=settings.rasa_port,
             widget_dir=PROJECT_ROOT / "widget",
             socketio_dist=PROJECT_ROOT / "node_modules" / "socket.io-client" / "dist",
         )

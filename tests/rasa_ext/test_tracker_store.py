@@ -29,7 +29,7 @@ def test_user_text_entities_and_token_are_redacted_in_a_copy() -> None:
     stored = redact(event)
     as_stored = repr(stored.as_dict())
     assert "B7XWZC" not in as_stored and "eyJ.secret" not in as_stored
-    assert stored.text == "my code [claim code] is broken"
+    assert stored.text == f"my code {codes.MASKED_CLAIM_CODE} is broken"
     assert stored.entities[0]["value"] == codes.MASKED_CLAIM_CODE
     assert stored.entities[1]["value"] == "Ann"
     assert stored.as_dict()["metadata"] == {"customer_token": REDACTED, "locale": "en"}

@@ -16,8 +16,6 @@ from typing import Any
 
 import pytest
 
-from bot.settings import get_settings
-from bot.wallet.repository import WalletRepository
 from tests.servers import ROOT, Servers, _wait_until_up, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -69,18 +67,7 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def servers(browser: Any, wallet: WalletRepository) -> Iterator[Servers]:
-    """Rasa and the action server, on the session's store with the demo data (``wallet``).
-
-    Rasa's HTTP API is on so that a test can act as a support agent.
-    """
-    running = Servers.start(Path(get_settings().var_dir) / "web", rasa_args=["--enable-api"])
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="session")
-def site(servers: Servers) -> Iterator[str]:
+def site(browser: Any, servers: Servers) -> Iterator[str]:
     """``python -m bot.web`` on a free port, pointed at the test Rasa server."""
     port = free_port()
     log = servers.var_dir / "log" / "web.log"

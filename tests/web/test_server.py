@@ -12,11 +12,11 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.settings import get_settings
 from bot.tokens import verify_customer_token
+from bot.wallet.codes import mask_claim_codes
 from bot.wallet.demo import CARDS
 from bot.wallet.repository import WalletRepository
 from bot.web.app import create_app
 from bot.web.config import WebConfig
-from bot.web.masking import mask_claim_codes
 
 
 @pytest.fixture

@@ -24,7 +24,9 @@ except ImportError:
 pytestmark = pytest.mark.servers
 
 ACTIVE, SHIPPED, REDEEMED, INACTIVE, CANCELLED, LOCKED = CARDS
+# The README's screenshots are refreshed only on request, so that a test run leaves the tree clean.
 SCREENSHOTS = ROOT / "docs" / "screenshots"
+UPDATE_SCREENSHOTS = bool(os.environ.get("GIFTBOT_UPDATE_SCREENSHOTS"))
 
 
 def sign_in(page: Page, name: str) -> None:
@@ -33,6 +35,13 @@ def sign_in(page: Page, name: str) -> None:
     page.get_by_label("Sign in as").select_option(value=email)
     page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_text(f"Signed in as {name}")).to_be_visible()
+
+
+def screenshot(page: Page, name: str, servers: Servers) -> None:
+    """Into docs/screenshots/ with GIFTBOT_UPDATE_SCREENSHOTS set, else next to the logs."""
+    folder = SCREENSHOTS if UPDATE_SCREENSHOTS else servers.var_dir / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=folder / name)
 
 
 # ------------------------------------------------------------------------------ journeys
@@ -57,8 +66,7 @@ def test_a_signed_in_shopper_checks_a_card_value(page: Page, servers: Servers) -
     # Every reply came over Rasa's socket.io channel (a websocket to the Rasa server).
     rasa_port = servers.rasa_url.rsplit(":", 1)[1]
     assert any(f":{rasa_port}/socket.io/" in url for url in sockets), sockets
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / "widget-desktop.png")
+    screenshot(page, "widget-desktop.png", servers)
 
 
 def test_the_token_goes_with_every_message_and_signing_out_starts_afresh(page: Page) -> None:
@@ -149,7 +157,11 @@ def test_an_agent_who_joins_is_shown_with_their_name(page: Page, servers: Server
 
     response = requests.post(
         f"{servers.rasa_url}/conversations/{chat.session_id()}/tracker/events",
-        params={"output_channel": "socketio", "execute_side_effects": "true"},
+        params={
+            "output_channel": "socketio",
+            "execute_side_effects": "true",
+            "token": servers.api_token,
+        },
         json=[
             agent_says({"event": "agent_joined", "agent": {"name": "Sam"}}),
             agent_says({"text": "Hi, I'm **Sam**. How can I help?", "agent": {"name": "Sam"}}),
@@ -254,7 +266,7 @@ def test_no_serious_accessibility_violations(page: Page) -> None:
     "context_options",
     [{"viewport": PHONE, "is_mobile": True, "has_touch": True, "reduced_motion": "reduce"}],
 )
-def test_a_phone_sized_screen(page: Page) -> None:
+def test_a_phone_sized_screen(page: Page, servers: Servers) -> None:
     chat = Widget(page)
     expect(chat.launcher).to_be_in_viewport()
     chat.open()
@@ -264,8 +276,7 @@ def test_a_phone_sized_screen(page: Page) -> None:
     assert "On the web:" in chat.say("how do I top up my gift card balance?")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     assert chat.panel.evaluate("e => getComputedStyle(e).animationName") == "none"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / "widget-phone.png")
+    screenshot(page, "widget-phone.png", servers)
 
     page.get_by_role("button", name="Close").click()
     expect(chat.panel).to_be_hidden()
