@@ -1,4 +1,5 @@
-"""The ``giftbot`` command: administers the wallet store and mints customer tokens.
+"""The ``giftbot`` command: administers the wallet store and the console's agents, and mints
+customer tokens.
 
 Every command takes ``--json`` for machine-readable output. Bad input exits with status 2 and
 a one-line reason on stderr, and writes nothing.
@@ -18,7 +19,7 @@ from bot.settings import get_settings
 from bot.tokens import mint_customer_token
 from bot.wallet import codes, db, demo
 from bot.wallet.money import AmountError, format_money, parse_amount, to_decimal_string
-from bot.wallet.repository import CardView, WalletError, WalletRepository
+from bot.wallet.repository import AgentView, CardView, WalletError, WalletRepository
 
 
 class UsageError(Exception):
@@ -28,6 +29,7 @@ class UsageError(Exception):
 Output = dict[str, Any]
 # The store keeps every account balance in one currency, so every card is issued in it.
 STORE_CURRENCY = "USD"
+FROM_STDIN = "-"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -90,6 +92,30 @@ def _parser() -> argparse.ArgumentParser:
     show_customer.add_argument("email")
     show_customer.set_defaults(handler=_customer)
 
+    agent = groups.add_parser("agent", help="agents of the handoff console").add_subparsers(
+        dest="command", required=True
+    )
+    create_agent = agent.add_parser("create", parents=[common], help="add an agent")
+    create_agent.add_argument("--username", required=True)
+    create_agent.add_argument(
+        "--password",
+        required=True,
+        help="at least 10 characters; '-' reads it from standard input, which keeps it out "
+        "of the process list and the shell history",
+    )
+    create_agent.add_argument("--display-name", help="the name shoppers see (default: username)")
+    create_agent.set_defaults(handler=_create_agent)
+    agent.add_parser("list", parents=[common], help="every agent").set_defaults(
+        handler=_list_agents
+    )
+    for name, handler, about in (
+        ("disable", _disable_agent, "refuse an agent's sign-ins from now on"),
+        ("enable", _enable_agent, "allow a disabled agent to sign in again"),
+    ):
+        command = agent.add_parser(name, parents=[common], help=about)
+        command.add_argument("username")
+        command.set_defaults(handler=handler)
+
     token = groups.add_parser("token", parents=[common], help="mint a customer token")
     token.add_argument("email")
     token.set_defaults(handler=_token)
@@ -98,8 +124,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _repository(require_schema: bool = True) -> WalletRepository:
     repo = WalletRepository.from_settings()
-    if require_schema and not inspect(repo.engine).has_table("alembic_version"):
-        raise UsageError("the wallet store has no schema yet: run 'giftbot wallet init' first")
+    if require_schema:
+        inspector = inspect(repo.engine)
+        if not inspector.has_table("alembic_version"):
+            raise UsageError("the wallet store has no schema yet: run 'giftbot wallet init' first")
+        if not inspector.has_table("agents"):
+            raise UsageError("the wallet store's schema is out of date: run 'giftbot wallet init'")
     return repo
 
 
@@ -252,6 +282,56 @@ def _token(args: argparse.Namespace) -> tuple[Output, str]:
         raise UsageError(f"no customer with the email {args.email}")
     token = mint_customer_token(customer.id, get_settings().token_secret)
     return {"email": customer.email, "customer_id": customer.id, "customer_token": token}, token
+
+
+# ---------------------------------------------------------------------------------- agents
+
+
+def _agent_payload(agent: AgentView) -> Output:
+    return {
+        "username": agent.username,
+        "display_name": agent.display_name,
+        "disabled": agent.disabled,
+        "available": agent.available,
+        "locked_until": agent.locked_until.isoformat() if agent.locked_until else None,
+        "created_at": agent.created_at.isoformat(),
+    }
+
+
+def _agent_line(agent: AgentView) -> str:
+    if agent.disabled:
+        status = "disabled"
+    elif agent.locked_until:
+        status = f"sign-in locked until {agent.locked_until:%H:%M} UTC"
+    else:
+        status = "available" if agent.available else "away"
+    return f"{agent.username:<20} {agent.display_name:<24} {status}"
+
+
+def _create_agent(args: argparse.Namespace) -> tuple[Output, str]:
+    password = args.password
+    if password == FROM_STDIN:
+        password = sys.stdin.readline().rstrip("\r\n")
+    agent = _repository().create_agent(
+        args.username, password, display_name=args.display_name, actor="cli"
+    )
+    return _agent_payload(agent), f"Agent {agent.username} ({agent.display_name}) created"
+
+
+def _list_agents(_args: argparse.Namespace) -> tuple[Output, str]:
+    agents = _repository().list_agents()
+    text = "\n".join(_agent_line(agent) for agent in agents) or "No agents yet."
+    return {"agents": [_agent_payload(agent) for agent in agents]}, text
+
+
+def _disable_agent(args: argparse.Namespace) -> tuple[Output, str]:
+    agent = _repository().disable_agent(args.username, actor="cli")
+    return _agent_payload(agent), f"Agent {agent.username} is disabled"
+
+
+def _enable_agent(args: argparse.Namespace) -> tuple[Output, str]:
+    agent = _repository().enable_agent(args.username, actor="cli")
+    return _agent_payload(agent), f"Agent {agent.username} is enabled"
 
 
 if __name__ == "__main__":

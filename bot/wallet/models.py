@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -51,6 +52,12 @@ class Base(metaclass=DeclarativeMeta):
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class HandoffStatus(str, enum.Enum):
+    WAITING = "waiting"  # in the queue
+    TAKEN = "taken"  # an agent has the conversation; the assistant is silent
+    HANDED_BACK = "handed_back"  # the assistant has the conversation again
 
 
 class CardState(str, enum.Enum):
@@ -155,12 +162,31 @@ class SupportCase(Base):
     details = Column(JSON, nullable=False, default=dict)
     created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
     closed_at = Column(DateTime(timezone=True))
+    closed_by = Column(String(100))  # the actor, e.g. "agent:sam"
+    resolution = Column(Text)
+
+
+class Agent(Base):
+    """A support agent of the handoff console. The password exists only as an argon2id hash."""
+
+    __tablename__ = "agents"
+    __table_args__ = (CheckConstraint("failed_sign_ins >= 0", name="failed_sign_ins_not_negative"),)
+    id = Column(Integer, primary_key=True)
+    username = Column(String(64), nullable=False, unique=True)
+    display_name = Column(String(200), nullable=False)
+    password_hash = Column(String(255), nullable=False)
+    disabled = Column(Boolean, nullable=False, default=False)
+    available = Column(Boolean, nullable=False, default=False)
+    # Sign-in throttling: failures since the last success, and when the latest one was.
+    failed_sign_ins = Column(Integer, nullable=False, default=0)
+    last_failed_sign_in_at = Column(DateTime(timezone=True))
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
 
 
 class HandoffRequest(Base):
     __tablename__ = "handoff_requests"
-    # At most one open request per conversation, even when requests race.
     __table_args__ = (
+        # At most one open request per conversation, even when requests race.
         Index(
             "uq_handoff_requests_open_conversation",
             "conversation_id",
@@ -168,6 +194,7 @@ class HandoffRequest(Base):
             sqlite_where=text("status IN ('waiting', 'taken')"),
             postgresql_where=text("status IN ('waiting', 'taken')"),
         ),
+        CheckConstraint("status IN ('waiting', 'taken', 'handed_back')", name="status"),
     )
     id = Column(Integer, primary_key=True)
     conversation_id = Column(String(255), nullable=False, index=True)
@@ -176,11 +203,22 @@ class HandoffRequest(Base):
     customer_id = Column(ForeignKey("customers.id"))
     case_id = Column(ForeignKey("support_cases.id"))
     context = Column(JSON, nullable=False, default=dict)
-    status = Column(String(20), nullable=False, default="waiting")
-    taken_by = Column(String(100))
+    status = Column(String(20), nullable=False, default=HandoffStatus.WAITING.value)
+    taken_by = Column(String(100), ForeignKey("agents.username"))
     taken_at = Column(DateTime(timezone=True))
     created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
     closed_at = Column(DateTime(timezone=True))
+
+
+class HandoffNote(Base):
+    """An agent's internal note on a handed-off conversation; the shopper never sees it."""
+
+    __tablename__ = "handoff_notes"
+    id = Column(Integer, primary_key=True)
+    handoff_request_id = Column(ForeignKey("handoff_requests.id"), nullable=False, index=True)
+    author = Column(String(64), ForeignKey("agents.username"), nullable=False)
+    text = Column(Text, nullable=False)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
 
 
 class OutboxEmail(Base):

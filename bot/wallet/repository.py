@@ -12,22 +12,26 @@ import string
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, select, update
+from argon2 import PasswordHasher
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
-from bot.wallet import codes
+from bot.wallet import agents, codes
 from bot.wallet.models import (
+    Agent,
     AuditEntry,
     CardState,
     Customer,
     FailedAttempt,
     GiftCard,
+    HandoffNote,
     HandoffRequest,
+    HandoffStatus,
     LedgerEntry,
     Order,
     OutboxEmail,
@@ -38,6 +42,13 @@ from bot.wallet.models import (
 
 class WalletError(Exception):
     """A request the store refuses; the message is one line, fit to show an operator."""
+
+
+MAX_NOTE_LENGTH = 4000  # internal notes and case resolutions
+
+
+class ConflictError(WalletError):
+    """Someone got there first, or the request or case moved on: a web console's HTTP 409."""
 
 
 # ------------------------------------------------------------------------------------ views
@@ -146,14 +157,88 @@ class OutboxView:
     created_at: datetime
 
 
+@dataclass(frozen=True)
+class AgentView:
+    """An agent as the console and the CLI see one: never the password hash."""
+
+    id: int
+    username: str
+    display_name: str
+    disabled: bool
+    available: bool
+    locked_until: datetime | None
+    """Set while sign-in is refused after too many failed attempts."""
+    created_at: datetime
+
+    @property
+    def actor(self) -> str:
+        return agents.agent_actor(self.username)
+
+
+@dataclass(frozen=True)
+class HandoffView:
+    """A handoff request as the console's queue and conversation pages show it (masked)."""
+
+    id: int
+    conversation_id: str
+    status: HandoffStatus
+    reason: str
+    channel: str
+    customer_id: int | None
+    case_reference: str | None
+    context: dict[str, Any]
+    """What the assistant collected and tried: masked serial, verification state, ..."""
+    created_at: datetime
+    taken_by: str | None
+    taken_at: datetime | None
+    closed_at: datetime | None
+
+    @property
+    def signed_in(self) -> bool:
+        return self.customer_id is not None
+
+    def waited(self, now: datetime | None = None) -> timedelta:
+        """How long the shopper waited for an agent: until taken, else until ``now``."""
+        return (self.taken_at or now or utcnow()) - self.created_at
+
+
+@dataclass(frozen=True)
+class NoteView:
+    id: int
+    request_id: int
+    author: str
+    text: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CaseView:
+    reference: str
+    kind: str
+    status: str
+    details: dict[str, Any]
+    created_at: datetime
+    closed_at: datetime | None
+    closed_by: str | None
+    resolution: str | None
+
+
 # ------------------------------------------------------------------------------- repository
 
 
 class WalletRepository:
-    def __init__(self, engine: Engine, claim_code_secret: bytes, sealing_key: str) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        claim_code_secret: bytes,
+        sealing_key: str,
+        password_hasher: PasswordHasher | None = None,
+    ) -> None:
         self.engine = engine
         self._claim_code_secret = claim_code_secret
         self._sealing_key = sealing_key
+        self._hasher = password_hasher or agents.default_password_hasher()
+        self._dummy_hash: str | None = None
 
     @classmethod
     def from_settings(cls) -> WalletRepository:
@@ -250,7 +335,13 @@ class WalletRepository:
             balance = _balance(s, customer_id)
             if balance < 0:
                 raise WalletError("the adjustment would make the balance negative")
-            _audit(s, actor, "balance.adjusted", str(customer_id), {"amount_minor": amount_minor})
+            _audit(
+                s,
+                actor,
+                "balance.adjusted",
+                str(customer_id),
+                {"amount_minor": amount_minor, "reason": reason.strip()},
+            )
             return balance
 
     # ----------------------------------------------------------------------------- cards
@@ -631,6 +722,342 @@ class WalletRepository:
                 return None
             return {"kind": case.kind, "status": case.status, "details": dict(case.details)}
 
+    # ---------------------------------------------------------------------------- agents
+
+    def create_agent(
+        self,
+        username: str,
+        password: str,
+        display_name: str | None = None,
+        actor: str = "system",
+    ) -> AgentView:
+        """Add a console agent; the password is kept only as its argon2id hash."""
+        try:
+            username = agents.parse_username(username)
+            display_name = agents.parse_display_name(display_name, username)
+            agents.check_password(password, username)
+        except agents.AgentInputError as exc:
+            raise WalletError(str(exc)) from exc
+        duplicate = WalletError(f"an agent with the username {username} already exists")
+        if self.find_agent(username) is not None:  # spares a slow hash; the index decides
+            raise duplicate
+        password_hash = self._hasher.hash(password)
+        try:
+            with self._transaction() as s:
+                agent = Agent(
+                    username=username,
+                    display_name=display_name,
+                    password_hash=password_hash,
+                    disabled=False,
+                    available=False,
+                    failed_sign_ins=0,
+                )
+                s.add(agent)
+                s.flush()
+                _audit(s, actor, "agent.created", username, {"display_name": display_name})
+                return _agent_view(agent)
+        except IntegrityError as exc:
+            raise duplicate from exc
+
+    def find_agent(self, username: str) -> AgentView | None:
+        with self._transaction() as s:
+            agent = _find_agent(s, username)
+            return _agent_view(agent) if agent else None
+
+    def list_agents(self) -> list[AgentView]:
+        with self._transaction() as s:
+            rows = s.execute(select(Agent).order_by(Agent.username)).scalars()
+            return [_agent_view(agent) for agent in rows]
+
+    def available_agents(self) -> list[AgentView]:
+        """Agents who said they can take conversations now (none: the no-agent path)."""
+        with self._transaction() as s:
+            rows = s.execute(
+                select(Agent)
+                .where(Agent.available.is_(True), Agent.disabled.is_(False))
+                .order_by(Agent.username)
+            ).scalars()
+            return [_agent_view(agent) for agent in rows]
+
+    def disable_agent(self, username: str, actor: str = "system") -> AgentView:
+        """Refuse the agent's sign-ins from now on; they are no longer available either."""
+        return self._set_disabled(username, True, actor)
+
+    def enable_agent(self, username: str, actor: str = "system") -> AgentView:
+        return self._set_disabled(username, False, actor)
+
+    def _set_disabled(self, username: str, disabled: bool, actor: str) -> AgentView:
+        with self._transaction() as s:
+            agent = _find_agent(s, username)
+            if agent is None:
+                raise WalletError(f"no agent with the username {username.strip()}")
+            if agent.disabled != disabled:
+                agent.disabled = disabled
+                agent.available = False
+                action = "agent.disabled" if disabled else "agent.enabled"
+                _audit(s, actor, action, agent.username, {})
+                s.flush()
+            return _agent_view(agent)
+
+    def set_agent_available(self, username: str, available: bool) -> AgentView:
+        with self._transaction() as s:
+            agent = _enabled_agent(s, username)
+            if agent.available != available:
+                agent.available = available
+                _audit(
+                    s,
+                    _actor(agent),
+                    "agent.availability",
+                    agent.username,
+                    {"available": available},
+                )
+                s.flush()
+            return _agent_view(agent)
+
+    def verify_agent_password(self, username: str, password: str) -> AgentView | None:
+        """The agent when the password is right and sign-in is allowed, else None.
+
+        Unknown, disabled, throttled and wrong all give None after one hash verification each,
+        so neither the answer nor its timing tells them apart. An attempt counts as a failure
+        *before* the slow verification and is forgiven when it succeeds: parallel guesses
+        cannot outrun the throttle.
+        """
+        name = username.strip().lower()
+        now = utcnow()
+        window_start = now - agents.SIGN_IN_LOCKOUT
+        quiet = or_(
+            Agent.last_failed_sign_in_at.is_(None), Agent.last_failed_sign_in_at < window_start
+        )
+        with self._transaction() as s:
+            stored = s.execute(
+                select(Agent.password_hash).where(Agent.username == name)
+            ).scalar_one_or_none()
+            # The conditional update is the throttle: it fails for a disabled or locked agent.
+            reserved = stored is not None and (
+                s.execute(
+                    update(Agent)
+                    .where(
+                        Agent.username == name,
+                        Agent.disabled.is_(False),
+                        or_(Agent.failed_sign_ins < agents.MAX_FAILED_SIGN_INS, quiet),
+                    )
+                    .values(
+                        failed_sign_ins=case((quiet, 1), else_=Agent.failed_sign_ins + 1),
+                        last_failed_sign_in_at=now,
+                    )
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                == 1
+            )
+        if stored is None or not reserved:
+            agents.password_matches(self._hasher, self._dummy(), password)
+            return None
+        matches = agents.password_matches(self._hasher, stored, password)
+        new_hash = (
+            self._hasher.hash(password)
+            if matches and self._hasher.check_needs_rehash(stored)
+            else None
+        )
+        with self._transaction() as s:
+            agent = s.execute(select(Agent).where(Agent.username == name)).scalar_one()
+            if not matches:
+                locked = agent.failed_sign_ins >= agents.MAX_FAILED_SIGN_INS
+                _audit(
+                    s,
+                    "anonymous",
+                    "agent.sign_in_failed",
+                    name,
+                    {"failed_sign_ins": agent.failed_sign_ins, "locked": locked},
+                )
+                return None
+            if agent.disabled:  # disabled while the hash was being checked
+                return None
+            agent.failed_sign_ins = 0
+            agent.last_failed_sign_in_at = None
+            if new_hash and agent.password_hash == stored:
+                agent.password_hash = new_hash
+            _audit(s, _actor(agent), "agent.signed_in", name, {"rehashed": bool(new_hash)})
+            s.flush()
+            return _agent_view(agent)
+
+    def _dummy(self) -> str:
+        """A hash with the hasher's parameters, checked when there is no real one to check."""
+        if self._dummy_hash is None:
+            self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+        return self._dummy_hash
+
+    # --------------------------------------------------------------- the handoff console
+
+    def waiting_handoffs(self) -> list[HandoffView]:
+        """The queue, oldest first."""
+        with self._transaction() as s:
+            rows = s.execute(
+                _handoff_query()
+                .where(HandoffRequest.status == HandoffStatus.WAITING.value)
+                .order_by(HandoffRequest.created_at, HandoffRequest.id)
+            ).all()
+            return [_handoff_view(request, reference) for request, reference in rows]
+
+    def handoffs_taken_by(self, agent_username: str) -> list[HandoffView]:
+        """The conversations an agent has now, in the order they took them."""
+        with self._transaction() as s:
+            rows = s.execute(
+                _handoff_query()
+                .where(
+                    HandoffRequest.status == HandoffStatus.TAKEN.value,
+                    HandoffRequest.taken_by == agent_username.strip().lower(),
+                )
+                .order_by(HandoffRequest.taken_at, HandoffRequest.id)
+            ).all()
+            return [_handoff_view(request, reference) for request, reference in rows]
+
+    def get_handoff(self, request_id: int) -> HandoffView | None:
+        with self._transaction() as s:
+            row = s.execute(_handoff_query().where(HandoffRequest.id == request_id)).one_or_none()
+            return _handoff_view(*row) if row else None
+
+    def queue_position(self, conversation_id: str) -> int | None:
+        """1 for the next conversation an agent takes; None when this one is not waiting."""
+        waiting = HandoffRequest.status == HandoffStatus.WAITING.value
+        with self._transaction() as s:
+            mine = s.execute(
+                select(HandoffRequest.created_at, HandoffRequest.id).where(
+                    HandoffRequest.conversation_id == conversation_id, waiting
+                )
+            ).one_or_none()
+            if mine is None:
+                return None
+            ahead = s.execute(
+                select(func.count(HandoffRequest.id)).where(
+                    waiting,
+                    or_(
+                        HandoffRequest.created_at < mine.created_at,
+                        and_(
+                            HandoffRequest.created_at == mine.created_at,
+                            HandoffRequest.id < mine.id,
+                        ),
+                    ),
+                )
+            ).scalar_one()
+            return int(ahead) + 1
+
+    def take_handoff(self, request_id: int, agent_username: str) -> HandoffView:
+        """Give a waiting conversation to an agent: of agents racing, exactly one gets it."""
+        with self._transaction() as s:
+            agent = _enabled_agent(s, agent_username)
+            # The conditional update is the guard, as in redeem(): a racing take blocks on the
+            # row (PostgreSQL) or the write lock (SQLite), then finds it taken: rowcount 0.
+            won = s.execute(
+                update(HandoffRequest)
+                .where(
+                    HandoffRequest.id == request_id,
+                    HandoffRequest.status == HandoffStatus.WAITING.value,
+                )
+                .values(
+                    status=HandoffStatus.TAKEN.value, taken_by=agent.username, taken_at=utcnow()
+                )
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            request, case_reference = _handoff_row(s, request_id)
+            if won != 1:
+                raise _handoff_conflict(request, agent.username)
+            _audit(
+                s,
+                _actor(agent),
+                "handoff.taken",
+                request.conversation_id,
+                {"request_id": request_id},
+            )
+            return _handoff_view(request, case_reference)
+
+    def hand_back(self, request_id: int, agent_username: str) -> HandoffView:
+        """The assistant has the conversation again; only the agent who took it hands it back."""
+        with self._transaction() as s:
+            agent = _enabled_agent(s, agent_username)
+            done = s.execute(
+                update(HandoffRequest)
+                .where(
+                    HandoffRequest.id == request_id,
+                    HandoffRequest.status == HandoffStatus.TAKEN.value,
+                    HandoffRequest.taken_by == agent.username,
+                )
+                .values(status=HandoffStatus.HANDED_BACK.value, closed_at=utcnow())
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            request, case_reference = _handoff_row(s, request_id)
+            if done != 1:
+                raise _handoff_conflict(request, agent.username)
+            _audit(
+                s,
+                _actor(agent),
+                "handoff.handed_back",
+                request.conversation_id,
+                {"request_id": request_id},
+            )
+            return _handoff_view(request, case_reference)
+
+    def add_internal_note(self, request_id: int, agent_username: str, text: str) -> NoteView:
+        """A note for agents only. Claim codes and full serials in it are masked."""
+        text = _masked(text.strip())
+        if not text:
+            raise WalletError("a note must not be empty")
+        if len(text) > MAX_NOTE_LENGTH:
+            raise WalletError(f"a note has at most {MAX_NOTE_LENGTH} characters")
+        with self._transaction() as s:
+            agent = _enabled_agent(s, agent_username)
+            request, _ = _handoff_row(s, request_id)
+            note = HandoffNote(handoff_request_id=request_id, author=agent.username, text=text)
+            s.add(note)
+            s.flush()
+            _audit(
+                s,
+                _actor(agent),
+                "handoff.note_added",
+                request.conversation_id,
+                {"request_id": request_id, "note_id": note.id},
+            )
+            return _note_view(note)
+
+    def notes(self, request_id: int) -> list[NoteView]:
+        with self._transaction() as s:
+            rows = s.execute(
+                select(HandoffNote)
+                .where(HandoffNote.handoff_request_id == request_id)
+                .order_by(HandoffNote.created_at, HandoffNote.id)
+            ).scalars()
+            return [_note_view(note) for note in rows]
+
+    def close_case(self, reference: str, agent_username: str, resolution: str) -> CaseView:
+        """Resolve an open support case. Claim codes and full serials in the text are masked."""
+        resolution = _masked(resolution.strip())
+        if not resolution:
+            raise WalletError("closing a case needs a resolution")
+        if len(resolution) > MAX_NOTE_LENGTH:
+            raise WalletError(f"a resolution has at most {MAX_NOTE_LENGTH} characters")
+        with self._transaction() as s:
+            agent = _enabled_agent(s, agent_username)
+            case_ = s.execute(
+                select(SupportCase).where(SupportCase.reference == reference.strip().upper())
+            ).scalar_one_or_none()
+            if case_ is None:
+                raise WalletError(f"no case with the reference {reference.strip()}")
+            closed = s.execute(
+                update(SupportCase)
+                .where(SupportCase.id == case_.id, SupportCase.status == "open")
+                .values(
+                    status="closed",
+                    closed_at=utcnow(),
+                    closed_by=_actor(agent),
+                    resolution=resolution,
+                )
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if closed != 1:
+                raise ConflictError(f"the case {case_.reference} is already {case_.status}")
+            _audit(s, _actor(agent), "case.closed", case_.reference, {"resolution": resolution})
+            s.refresh(case_)
+            return _case_view(case_)
+
     # -------------------------------------------------------------------------- outbox
 
     def outbox(self, to_address: str | None = None) -> list[OutboxView]:
@@ -737,6 +1164,119 @@ def _card_view(card: GiftCard) -> CardView:
         redeemed_by_email=card.redeemed_by.email if card.redeemed_by else None,
         redeemed_at=card.redeemed_at,
     )
+
+
+def _actor(agent: Agent) -> str:
+    return agents.agent_actor(agent.username)
+
+
+def _find_agent(s: Session, username: str) -> Agent | None:
+    return s.execute(
+        select(Agent).where(Agent.username == username.strip().lower())
+    ).scalar_one_or_none()
+
+
+def _enabled_agent(s: Session, username: str) -> Agent:
+    agent = _find_agent(s, username)
+    if agent is None:
+        raise WalletError(f"no agent with the username {username.strip()}")
+    if agent.disabled:
+        raise WalletError(f"the agent {agent.username} is disabled")
+    return agent
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; the views carry aware UTC ones on every backend."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+def _utc_or_none(moment: datetime | None) -> datetime | None:
+    return None if moment is None else _utc(moment)
+
+
+def _agent_view(agent: Agent) -> AgentView:
+    last_failure = _utc_or_none(agent.last_failed_sign_in_at)
+    locked_until = None
+    if last_failure and agent.failed_sign_ins >= agents.MAX_FAILED_SIGN_INS:
+        until = last_failure + agents.SIGN_IN_LOCKOUT
+        locked_until = until if until > utcnow() else None
+    return AgentView(
+        id=agent.id,
+        username=agent.username,
+        display_name=agent.display_name,
+        disabled=bool(agent.disabled),
+        available=bool(agent.available),
+        locked_until=locked_until,
+        created_at=_utc(agent.created_at),
+    )
+
+
+def _handoff_query() -> Any:
+    return select(HandoffRequest, SupportCase.reference).outerjoin(
+        SupportCase, HandoffRequest.case_id == SupportCase.id
+    )
+
+
+def _handoff_row(s: Session, request_id: int) -> tuple[HandoffRequest, str | None]:
+    s.expire_all()  # after a bulk update, read the row as it is now
+    row = s.execute(_handoff_query().where(HandoffRequest.id == request_id)).one_or_none()
+    if row is None:
+        raise WalletError(f"no handoff request with id {request_id}")
+    return row[0], row[1]
+
+
+def _handoff_conflict(request: HandoffRequest, username: str) -> ConflictError:
+    if request.status == HandoffStatus.TAKEN.value:
+        who = "you" if request.taken_by == username else request.taken_by
+        return ConflictError(f"the conversation was already taken by {who}")
+    return ConflictError(f"the conversation is {request.status.replace('_', ' ')}")
+
+
+def _handoff_view(request: HandoffRequest, case_reference: str | None) -> HandoffView:
+    return HandoffView(
+        id=request.id,
+        conversation_id=request.conversation_id,
+        status=HandoffStatus(request.status),
+        reason=request.reason,
+        channel=request.channel,
+        customer_id=request.customer_id,
+        case_reference=case_reference,
+        context=dict(request.context),
+        created_at=_utc(request.created_at),
+        taken_by=request.taken_by,
+        taken_at=_utc_or_none(request.taken_at),
+        closed_at=_utc_or_none(request.closed_at),
+    )
+
+
+def _note_view(note: HandoffNote) -> NoteView:
+    return NoteView(note.id, note.handoff_request_id, note.author, note.text, _utc(note.created_at))
+
+
+def _case_view(case_: SupportCase) -> CaseView:
+    return CaseView(
+        reference=case_.reference,
+        kind=case_.kind,
+        status=case_.status,
+        details=dict(case_.details),
+        created_at=_utc(case_.created_at),
+        closed_at=_utc_or_none(case_.closed_at),
+        closed_by=case_.closed_by,
+        resolution=case_.resolution,
+    )
+
+
+def _masked(text: str) -> str:
+    """Free text an agent typed, with claim codes hidden and serials cut to their last 4."""
+    for found in reversed(codes.find_codes(text)):
+        if found.label == "claim_code":
+            replacement = codes.MASKED_CLAIM_CODE
+        elif found.label == "serial_number":
+            replacement = codes.mask_serial(found.value)
+        else:
+            continue
+        text = text[: found.start] + replacement + text[found.end :]
+    return text
 
 
 def _audit(s: Session, actor: str, action: str, subject: str, details: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from bot.settings import _read_env_file
 from bot.tokens import verify_customer_token
-from bot.wallet import codes, demo
+from bot.wallet import codes, db, demo
 from bot.wallet.db import make_engine
 from bot.wallet.repository import ClaimCodeStatus, WalletRepository
 from tests.wallet.dbcheck import claim_codes_in_bytes
@@ -377,3 +377,139 @@ def test_bad_input_is_refused_in_one_line_and_writes_nothing(
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert seeded_giftbot.state() == before
+
+
+# -------------------------------------------------------------------------------- agents
+
+AGENT_PASSWORD = "correct horse battery"
+
+
+def test_agent_create_list_disable(giftbot: Giftbot) -> None:
+    assert giftbot.json("agent", "list") == {"agents": []}
+    assert "No agents yet" in giftbot.ok("agent", "list")
+
+    sam = giftbot.json(
+        "agent", "create", "--username", "Sam", "--password", AGENT_PASSWORD,
+        "--display-name", "Sam Lee",
+    )  # fmt: skip
+    assert {k: v for k, v in sam.items() if k != "created_at"} == {
+        "username": "sam",
+        "display_name": "Sam Lee",
+        "disabled": False,
+        "available": False,
+        "locked_until": None,
+    }
+    text = giftbot.ok("agent", "create", "--username", "zoe", "--password", "her own passphrase")
+    assert text.strip() == "Agent zoe (zoe) created"
+
+    listed = giftbot.json("agent", "list")["agents"]
+    assert [(a["username"], a["display_name"]) for a in listed] == [
+        ("sam", "Sam Lee"),
+        ("zoe", "zoe"),
+    ]
+    assert listed[0] == sam
+    lines = giftbot.ok("agent", "list").splitlines()
+    assert [line.split()[0] for line in lines] == ["sam", "zoe"]
+    assert all(line.endswith("away") for line in lines)
+
+    disabled = giftbot.json("agent", "disable", "SAM")
+    assert (disabled["username"], disabled["disabled"]) == ("sam", True)
+    assert giftbot.ok("agent", "list").splitlines()[0].endswith("disabled")
+    assert giftbot.ok("agent", "enable", "sam").strip() == "Agent sam is enabled"
+
+    # The password works in-process with the stored hash; it is nowhere in plain text.
+    repo = giftbot.repository()
+    assert repo.verify_agent_password("sam", AGENT_PASSWORD) is not None
+    assert repo.verify_agent_password("sam", "her own passphrase") is None
+    entries = [e for e in repo.audit_log() if e["action"].startswith("agent.")]
+    repo.engine.dispose()
+    assert {(e["actor"], e["action"]) for e in entries} >= {
+        ("cli", "agent.created"),
+        ("cli", "agent.disabled"),
+        ("cli", "agent.enabled"),
+    }
+    files = [p for p in giftbot.var_dir.rglob("*") if p.is_file()]
+    assert giftbot.database in files
+    for path in files:
+        data = path.read_bytes()
+        for password in (AGENT_PASSWORD, "her own passphrase"):
+            assert password.encode() not in data, path
+            assert password.encode("utf-16-le") not in data, path
+
+
+def test_agent_password_from_standard_input(giftbot: Giftbot) -> None:
+    result = subprocess.run(
+        [str(GIFTBOT), "agent", "create", "--username", "sam", "--password", "-", "--json"],
+        env=giftbot.env(),
+        input=AGENT_PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert AGENT_PASSWORD not in result.stdout
+    repo = giftbot.repository()
+    assert repo.verify_agent_password("sam", AGENT_PASSWORD) is not None
+    repo.engine.dispose()
+
+
+def test_agent_commands_never_print_the_password_or_its_hash(giftbot: Giftbot) -> None:
+    outputs = []
+    for args in (
+        ["agent", "create", "--username", "sam", "--password", AGENT_PASSWORD],
+        ["agent", "list"],
+        ["agent", "disable", "sam"],
+        ["agent", "create", "--username", "sam", "--password", AGENT_PASSWORD],  # duplicate
+        ["agent", "create", "--username", "ann", "--password", "short pw"],  # too short
+    ):
+        for extra in ([], ["--json"]):
+            result = giftbot.run(*args, *extra)
+            outputs.append(result.stdout + result.stderr)
+    assert all(AGENT_PASSWORD not in output and "short pw" not in output for output in outputs)
+    assert all("argon2" not in output for output in outputs)
+
+
+AGENT = ["agent", "create", "--username"]
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        ([*AGENT, "sam", "--password", "123456789"], "too short"),
+        ([*AGENT, "sam", "--password", ""], "too short"),
+        ([*AGENT, "sam", "--password", "aaaaaaaaaaaaaaa"], "repetitive"),
+        ([*AGENT, "sam", "--password", "i am sam, hello"], "must not contain the username"),
+        ([*AGENT, "SAM", "--password", "another fine passphrase"], "sam already exists"),
+        ([*AGENT, "sam lee", "--password", AGENT_PASSWORD], "a username has"),
+        ([*AGENT, "x", "--password", AGENT_PASSWORD], "a username has"),
+        ([*AGENT, "zoe", "--password", AGENT_PASSWORD, "--display-name", " "], "display name"),
+        ([*AGENT, "zoe"], "--password"),
+        (["agent", "create", "--password", AGENT_PASSWORD], "--username"),
+        (["agent", "disable", "nobody"], "no agent with the username nobody"),
+        (["agent", "enable", "nobody"], "no agent with the username nobody"),
+        (["agent", "disable"], "username"),
+        (["agent"], "command"),
+        (["agent", "frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_agent_input_is_refused_in_one_line_and_writes_nothing(
+    giftbot: Giftbot, args: list[str], reason: str
+) -> None:
+    giftbot.ok("agent", "create", "--username", "sam", "--password", AGENT_PASSWORD)
+    before = giftbot.state()
+    result = giftbot.run(*args)
+    assert_one_line_error(result, reason)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert giftbot.state() == before
+
+
+def test_agent_commands_on_an_old_schema_ask_for_init(giftbot: Giftbot) -> None:
+    """A store made before the console existed: 'wallet init' upgrades it."""
+    engine = make_engine(giftbot.url)
+    db.downgrade(engine, "0001")
+    engine.dispose()
+    result = giftbot.run("agent", "list")
+    assert_one_line_error(result, "giftbot wallet init")
+    giftbot.ok("wallet", "init")
+    assert giftbot.json("agent", "list") == {"agents": []}

@@ -1,22 +1,32 @@
-"""Concurrent redemptions of one card credit it exactly once.
+"""Races the store must win: one credit per card, one open request per conversation, one agent
+per conversation, and no more guesses at a password than the throttle allows.
 
 Twenty threads, each holding a connection of its own, are released together by a barrier and
-all redeem the same claim code. Run on PostgreSQL (the production store) and on a SQLite file.
+all do the same thing. Run on PostgreSQL (the production store) and on a SQLite file.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bot.wallet import db
-from bot.wallet.models import CardState, LedgerEntry
-from bot.wallet.repository import ClaimCodeStatus, RedeemResult, WalletRepository
+from bot.wallet import agents, db
+from bot.wallet.models import CardState, HandoffStatus, LedgerEntry
+from bot.wallet.repository import (
+    AgentView,
+    ClaimCodeStatus,
+    ConflictError,
+    HandoffView,
+    RedeemResult,
+    WalletRepository,
+)
+from tests.conftest import fast_password_hasher
 
 WORKERS = 20
 ROUNDS = 5  # cards raced in a row: a lost race must not hide behind a lucky schedule
@@ -35,7 +45,9 @@ def racing_repo(
         connections = [racing.connect() for _ in range(WORKERS)]
         for connection in connections:
             connection.close()
-    yield WalletRepository(racing, claim_code_secret, sealing_key)
+    yield WalletRepository(
+        racing, claim_code_secret, sealing_key, password_hasher=fast_password_hasher()
+    )
     racing.dispose()
 
 
@@ -155,3 +167,74 @@ def test_racing_handoff_requests_leave_one_open_request(racing_repo: WalletRepos
         assert len(set(ids)) == 1, ids
         request = racing_repo.open_handoff(conversation_id)
         assert request is not None and request["id"] == ids[0]
+
+
+T = TypeVar("T")
+
+
+def all_at_once(work: Callable[[int], T]) -> list[T | BaseException]:
+    """``work(i)`` for every worker at once: its result or what it raised, in worker order."""
+    barrier = threading.Barrier(WORKERS)
+    outcomes: dict[int, T | BaseException] = {}
+
+    def worker(index: int) -> None:
+        try:
+            barrier.wait(timeout=120)
+            outcomes[index] = work(index)
+        except BaseException as exc:
+            outcomes[index] = exc
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(WORKERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == list(range(WORKERS))
+    return [outcomes[i] for i in range(WORKERS)]
+
+
+def test_agents_racing_to_take_a_conversation_one_wins(racing_repo: WalletRepository) -> None:
+    """Twenty agents click "Take" on the same conversation: exactly one gets it."""
+    repo = racing_repo
+    usernames = [f"agent{i}" for i in range(WORKERS)]
+    for username in usernames:
+        repo.create_agent(username, "correct horse battery")
+    for round_ in range(ROUNDS):
+        conversation_id = f"take-{round_}"
+        request_id = repo.request_handoff(
+            conversation_id=conversation_id, reason="shopper_asked", channel="rest", context={}
+        )
+        outcomes = all_at_once(lambda i: repo.take_handoff(request_id, usernames[i]))
+
+        winners = [i for i, o in enumerate(outcomes) if isinstance(o, HandoffView)]
+        assert len(winners) == 1, f"round {round_}: {len(winners)} agents took the conversation"
+        winner = usernames[winners[0]]
+        losers = [o for o in outcomes if not isinstance(o, HandoffView)]
+        assert all(isinstance(o, ConflictError) for o in losers), losers
+        assert {str(o) for o in losers} == {f"the conversation was already taken by {winner}"}
+
+        taken = repo.get_handoff(request_id)
+        assert taken is not None
+        assert (taken.status, taken.taken_by) == (HandoffStatus.TAKEN, winner)
+        takes = [
+            e
+            for e in repo.audit_log(limit=1000)
+            if e["action"] == "handoff.taken" and e["subject"] == conversation_id
+        ]
+        assert [e["actor"] for e in takes] == [f"agent:{winner}"]
+
+
+def test_parallel_guesses_cannot_outrun_the_sign_in_throttle(
+    racing_repo: WalletRepository,
+) -> None:
+    """Twenty wrong passwords at once: five are checked, the rest refused; then it is locked."""
+    repo = racing_repo
+    repo.create_agent("sam", "correct horse battery")
+    outcomes = all_at_once(lambda i: repo.verify_agent_password("sam", f"guess number {i}"))
+    assert outcomes == [None] * WORKERS
+
+    failures = [e for e in repo.audit_log(limit=1000) if e["action"] == "agent.sign_in_failed"]
+    assert len(failures) == agents.MAX_FAILED_SIGN_INS
+    sam = repo.find_agent("sam")
+    assert isinstance(sam, AgentView) and sam.locked_until is not None
+    assert repo.verify_agent_password("sam", "correct horse battery") is None

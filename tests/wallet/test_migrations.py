@@ -1,12 +1,15 @@
-"""The Alembic migrations: empty -> head -> base -> head, on SQLite and PostgreSQL."""
+"""The Alembic migrations: empty -> head -> base -> head and step by step, keeping the data,
+on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from bot.wallet import db
 from bot.wallet.models import metadata
@@ -22,7 +25,10 @@ WALLET_TABLES = {
     "handoff_requests",
     "outbox",
     "audit_log",
+    "agents",
+    "handoff_notes",
 }
+TABLES_0001 = WALLET_TABLES - {"agents", "handoff_notes"}
 
 
 def tables(engine: Engine) -> set[str]:
@@ -86,3 +92,75 @@ def test_migrations_match_the_models(engine: Engine) -> None:
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, metadata) == []
+
+
+def _insert_request(engine: Engine, conversation_id: str, status: str) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO handoff_requests (conversation_id, reason, channel, context, status,"
+                " created_at) VALUES (:c, 'shopper_asked', 'rest', '{}', :s, CURRENT_TIMESTAMP)"
+            ),
+            {"c": conversation_id, "s": status},
+        )
+
+
+def _requests(engine: Engine) -> list[tuple[str, str]]:
+    with engine.connect() as connection:
+        return sorted(
+            tuple(row)
+            for row in connection.execute(
+                text("SELECT conversation_id, status FROM handoff_requests")
+            )
+        )
+
+
+def test_0001_to_0002_and_back_keeps_the_data(
+    empty_engine: Engine, claim_code_secret: bytes, sealing_key: str
+) -> None:
+    engine = empty_engine
+    db.upgrade(engine, "0001")
+    assert revision(engine) == "0001"
+    assert tables(engine) == TABLES_0001 | {"alembic_version"}
+    _insert_request(engine, "c1", "waiting")
+    _insert_request(engine, "c2", "taken")
+
+    db.upgrade(engine, "0002")
+    assert revision(engine) == "0002" == head(engine)
+    assert tables(engine) == WALLET_TABLES | {"alembic_version"}
+    assert _requests(engine) == [("c1", "waiting"), ("c2", "taken")]
+
+    # SQLite's batch mode copied handoff_requests: the "one open request" index must still be
+    # partial, i.e. refuse a second open request but allow any number of finished ones.
+    with pytest.raises(IntegrityError):
+        _insert_request(engine, "c1", "taken")
+    _insert_request(engine, "c3", "handed_back")
+    _insert_request(engine, "c3", "handed_back")
+    _insert_request(engine, "c3", "waiting")
+    # The new check refuses a status the console does not know.
+    with pytest.raises(IntegrityError):
+        _insert_request(engine, "c4", "lost")
+
+    repo = WalletRepository(engine, claim_code_secret, sealing_key)
+    repo.create_agent("sam", "correct horse battery")
+    request_id = repo.waiting_handoffs()[0].id
+    repo.take_handoff(request_id, "sam")
+    repo.add_internal_note(request_id, "sam", "called the shopper back")
+    case = repo.open_case(kind="damaged_card", conversation_id="c5", details={})
+    repo.request_handoff(
+        conversation_id="c5", reason="damaged_card", channel="rest", context={}, case_reference=case
+    )
+    repo.close_case(case, "sam", "replacement sent")
+
+    db.downgrade(engine, "0001")
+    assert revision(engine) == "0001"
+    assert tables(engine) == TABLES_0001 | {"alembic_version"}
+    assert len(_requests(engine)) == 6
+    with pytest.raises(IntegrityError):
+        _insert_request(engine, "c2", "waiting")
+
+    db.downgrade(engine, "base")
+    assert tables(engine) - {"alembic_version"} == set()
+    db.upgrade(engine)
+    assert revision(engine) == head(engine)
+    assert tables(engine) == WALLET_TABLES | {"alembic_version"}
