@@ -20,6 +20,8 @@ _GENERATED_SECRETS = {
     "GIFTBOT_CLAIM_CODE_SECRET": lambda: secrets.token_hex(32),
     "GIFTBOT_TOKEN_SECRET": lambda: secrets.token_hex(32),
     "GIFTBOT_SEALING_KEY": lambda: _fernet_key(),
+    "GIFTBOT_RASA_API_TOKEN": lambda: secrets.token_urlsafe(32),
+    "GIFTBOT_SESSION_KEY": lambda: _fernet_key(),
 }
 
 
@@ -39,6 +41,10 @@ class Settings:
     """HS256 key with which the store signs customer tokens."""
     sealing_key: str
     """Fernet key that seals claim codes at rest: in outbox emails and conversation slots."""
+    rasa_api_token: str
+    """Rasa's HTTP API is only ever enabled with this token (``--auth-token``)."""
+    session_key: str
+    """Fernet key of the agent console's encrypted session cookies."""
     max_failures_per_conversation: int
     max_failures_per_customer: int
     max_failures_per_card: int
@@ -122,6 +128,8 @@ def get_settings() -> Settings:
         claim_code_secret=secret_values["GIFTBOT_CLAIM_CODE_SECRET"].encode(),
         token_secret=secret_values["GIFTBOT_TOKEN_SECRET"],
         sealing_key=secret_values["GIFTBOT_SEALING_KEY"],
+        rasa_api_token=secret_values["GIFTBOT_RASA_API_TOKEN"],
+        session_key=secret_values["GIFTBOT_SESSION_KEY"],
         max_failures_per_conversation=_int_env("GIFTBOT_MAX_FAILURES_PER_CONVERSATION", 3),
         max_failures_per_customer=_int_env("GIFTBOT_MAX_FAILURES_PER_CUSTOMER", 5),
         max_failures_per_card=_int_env("GIFTBOT_MAX_FAILURES_PER_CARD", 5),

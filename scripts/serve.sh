@@ -34,6 +34,9 @@ MSG
 "$BIN/giftbot" wallet seed --demo
 echo
 echo "  Starting Rasa (about 30 seconds)..."
+# Rasa's HTTP API (the agent console's way in) is enabled only with the generated token.
+api_token=$("$BIN/python" -c 'from bot.settings import get_settings; print(get_settings().rasa_api_token)')
 "$BIN/rasa" run --model models/giftbot.tar.gz --port "${GIFTBOT_RASA_PORT:-5005}" \
   --credentials credentials.yml --endpoints endpoints.yml --cors "http://localhost:8080" \
+  --enable-api --auth-token "$api_token" \
   2>&1 | tee var/log/rasa.log | grep --line-buffered -E "Rasa server is up|ERROR|Error" || true
