@@ -21,7 +21,6 @@ from actions.forms import CardFormValidation, reset_journey
 from actions.handoff import offer_human
 from actions.verification import (
     delivery_matches,
-    mask_email,
     normalise_name,
     record_failure,
     start_card_check,
@@ -102,7 +101,7 @@ def _masked_details(tracker: Tracker) -> dict[str, Any]:
         "order_number": tracker.get_slot("order_number"),
         "purchaser_name": tracker.get_slot("purchaser_name"),
         "recipient_name": tracker.get_slot("recipient_name"),
-        "delivery": mask_email(contact) if "@" in contact else "shipping address given",
+        "delivery": codes.mask_email(contact) if "@" in contact else "shipping address given",
     }
 
 
@@ -125,7 +124,7 @@ class ActionReplaceDamagedCard(Action):
                     card.id, actor=actor(tracker), conversation_id=tracker.sender_id
                 )
                 dispatcher.utter_message(
-                    response="utter_code_replaced", email=mask_email(replacement.sent_to)
+                    response="utter_code_replaced", email=codes.mask_email(replacement.sent_to)
                 )
                 verification = {"card": card.masked_serial, "by": "order details"}
                 return [

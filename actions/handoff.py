@@ -1,4 +1,9 @@
-"""Handing a conversation to a person: offering, and recording the request for the console."""
+"""Handing a conversation to a person: offering, queueing for the console, or email instead.
+
+When an agent is available the conversation joins the queue and the shopper hears their place
+in it. When none is, the assistant does not leave them waiting: it opens a case and promises
+an email, to the account's address when signed in, otherwise to one the shopper gives.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,10 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.context import repository, signed_in_customer
+from actions.context import latest_entity, repository, signed_in_customer
 from actions.forms import reset_journey
 from bot.wallet import codes
+from bot.wallet.repository import CustomerView
 
 
 def offer_human(dispatcher: CollectingDispatcher, reason: str) -> list[dict[str, Any]]:
@@ -51,6 +57,13 @@ class ActionHandoff(Action):
     ) -> list[dict[str, Any]]:
         customer = signed_in_customer(tracker)
         reason = tracker.get_slot("handoff_reason") or "shopper_asked"
+        events = [
+            *reset_journey(),  # the request or case holds the (masked) context now
+            SlotSet("handoff_offered", False),
+            SlotSet("handoff_reason", None),
+        ]
+        if not repository().available_agents():
+            return events + _case_instead(dispatcher, tracker, reason, customer)
         repository().request_handoff(
             conversation_id=tracker.sender_id,
             reason=reason,
@@ -59,10 +72,50 @@ class ActionHandoff(Action):
             customer_id=customer.id if customer else None,
             case_reference=tracker.get_slot("case_reference"),
         )
-        dispatcher.utter_message(response="utter_handoff_requested")
-        return [
-            *reset_journey(),  # the request holds the (masked) context now
-            SlotSet("handoff_offered", False),
-            SlotSet("handoff_requested", True),
-            SlotSet("handoff_reason", None),
-        ]
+        position = repository().queue_position(tracker.sender_id) or 1
+        dispatcher.utter_message(response="utter_handoff_requested", position=position)
+        return [*events, SlotSet("handoff_requested", True)]
+
+
+def _case_instead(
+    dispatcher: CollectingDispatcher,
+    tracker: Tracker,
+    reason: str,
+    customer: CustomerView | None,
+) -> list[dict[str, Any]]:
+    """No agent is available: a case answered by email, not a wait."""
+    reference = tracker.get_slot("case_reference") or repository().open_case(
+        kind=f"handoff_{reason}",
+        conversation_id=tracker.sender_id,
+        details=handoff_context(tracker),
+        customer_id=customer.id if customer else None,
+    )
+    if customer is not None:
+        repository().add_case_contact(reference, customer.email)
+        dispatcher.utter_message(
+            response="utter_no_agent_email_account",
+            reference=reference,
+            email=codes.mask_email(customer.email),
+        )
+        return [SlotSet("case_reference", reference), SlotSet("contact_requested", False)]
+    dispatcher.utter_message(response="utter_no_agent_ask_email", reference=reference)
+    return [SlotSet("case_reference", reference), SlotSet("contact_requested", True)]
+
+
+class ActionSaveContact(Action):
+    """The email address a signed-out shopper gave for their case."""
+
+    def name(self) -> str:
+        return "action_save_contact"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        email = latest_entity(tracker, "email")
+        reference = tracker.get_slot("case_reference")
+        if email and reference:
+            repository().add_case_contact(reference, email)
+            dispatcher.utter_message(response="utter_contact_saved", email=codes.mask_email(email))
+        else:
+            dispatcher.utter_message(response="utter_contact_missing", reference=reference)
+        return [SlotSet("contact_requested", False)]

@@ -77,12 +77,6 @@ def delivery_matches(given: str, card: CardView) -> bool:
     return any(w is not None and normalise_name(given) == normalise_name(w) for w in wanted)
 
 
-def mask_email(email: str) -> str:
-    """``ben@example.com`` -> ``b••@example.com``: enough to recognise, not to harvest."""
-    local, _, domain = email.partition("@")
-    return f"{local[:1]}••@{domain}" if domain else "••"
-
-
 @dataclass(frozen=True)
 class CardCheck:
     """Who is asking about which card, once the journey may look it up."""

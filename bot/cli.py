@@ -180,8 +180,12 @@ def _seed(_args: argparse.Namespace) -> tuple[Output, str]:
         f"order {c['order_number']}  ${c['amount']}"
         for c in cards
     ]
+    username, display_name, password = demo.DEMO_AGENT
+    agent = {"username": username, "display_name": display_name, "password": password}
     lines += ["", "Sign in as a customer: giftbot token EMAIL"]
-    return {"loaded": loaded, "customers": customers, "cards": cards}, "\n".join(lines)
+    lines += [f"Support agent (console at :8080/agent): {username} / {password}"]
+    payload = {"loaded": loaded, "customers": customers, "cards": cards, "agent": agent}
+    return payload, "\n".join(lines)
 
 
 def _create_customer(args: argparse.Namespace) -> tuple[Output, str]:

@@ -12,6 +12,7 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -187,6 +188,24 @@ def servers(wallet: WalletRepository) -> Iterator[Servers]:
     running = Servers.start(Path(get_settings().var_dir))
     yield running
     running.stop()
+
+
+@contextmanager
+def agents_available(wallet: WalletRepository, available: bool) -> Iterator[None]:
+    """Within the block, the demo agent is (or every agent is not) available for handoffs."""
+    from bot.wallet import demo
+
+    before = {agent.username for agent in wallet.available_agents()}
+    enabled = [agent.username for agent in wallet.list_agents() if not agent.disabled]
+    for username in enabled:
+        wallet.set_agent_available(username, False)
+    if available:
+        wallet.set_agent_available(demo.DEMO_AGENT[0], True)
+    try:
+        yield
+    finally:
+        for username in enabled:
+            wallet.set_agent_available(username, username in before)
 
 
 def token_for(wallet: WalletRepository, email: str) -> str:

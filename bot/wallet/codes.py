@@ -67,6 +67,12 @@ def mask_serial(serial: str) -> str:
     return f"••••{serial[-4:]}"
 
 
+def mask_email(email: str) -> str:
+    """``ben@example.com`` -> ``b••@example.com``: enough to recognise, not to harvest."""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}••@{domain}" if domain else "••"
+
+
 def generate_serial() -> str:
     return SERIAL_PREFIX + "".join(secrets.choice("0123456789") for _ in range(SERIAL_LENGTH - 2))
 

@@ -112,8 +112,16 @@ CARDS = [
 ]
 
 
+# A support agent for trying the handoff console (demo data, like the cards above). Not
+# available until they say so in the console, so handoffs take the no-agent path by default.
+DEMO_AGENT = ("sam", "Sam Rivera", "harbor-lantern-42")
+
+
 def seed(repo: WalletRepository) -> bool:
     """Load the demo data unless it is there already; True when it was loaded now."""
+    username, display_name, password = DEMO_AGENT
+    if repo.find_agent(username) is None:
+        repo.create_agent(username, password, display_name=display_name, actor="demo-seed")
     if repo.find_customer_by_email(CUSTOMERS[0][1]) is not None:
         return False
     for name, email in CUSTOMERS:

@@ -713,6 +713,20 @@ class WalletRepository:
                 "context": dict(request.context),
             }
 
+    def add_case_contact(self, reference: str, email: str, actor: str = "bot") -> None:
+        """Record the address at which support will answer a case by email."""
+        email = email.strip().lower()
+        if "@" not in email or email.startswith("@") or email.endswith("@"):
+            raise WalletError(f"not an email address: {email!r}")
+        with self._transaction() as s:
+            case = s.execute(
+                select(SupportCase).where(SupportCase.reference == reference)
+            ).scalar_one_or_none()
+            if case is None:
+                raise WalletError(f"no case {reference}")
+            case.details = {**case.details, "contact_email": email}
+            _audit(s, actor, "case.contact_added", reference, {})
+
     def case_details(self, reference: str) -> dict[str, Any] | None:
         with self._transaction() as s:
             case = s.execute(

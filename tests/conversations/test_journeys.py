@@ -6,16 +6,25 @@ The phrasings are ordinary shopper messages, so these tests also exercise the tr
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import pytest
 
 from bot.wallet import codes
 from bot.wallet.demo import CARDS
 from bot.wallet.repository import WalletRepository
-from tests.conftest import token_for
+from tests.conftest import agents_available, token_for
 from tests.servers import Chat, Servers
 
 pytestmark = pytest.mark.servers
+
+
+@pytest.fixture(autouse=True)
+def an_agent_is_available(wallet: WalletRepository) -> Iterator[None]:
+    """Handoffs queue for a person (the no-agent path has a test of its own)."""
+    with agents_available(wallet, True):
+        yield
+
 
 ACTIVE, SHIPPED, REDEEMED, INACTIVE, CANCELLED, LOCKED = CARDS
 VALUE = re.compile(r"\$\d+\.\d\d")
@@ -262,6 +271,19 @@ def test_faq_scam_handoff_and_out_of_scope(servers: Servers, wallet: WalletRepos
     assert "Reload Balance" in chat.say("how do I top up my gift card balance")
     assert "I've asked a person" in chat.say("I want to talk to a human agent")
     assert wallet.open_handoff(chat.sender)["reason"] == "shopper_asked"
+
+
+def test_no_agent_free_means_a_case_and_an_email(
+    servers: Servers, wallet: WalletRepository
+) -> None:
+    chat = servers.chat()
+    with agents_available(wallet, False):
+        asked = chat.say("can I speak to someone from customer service")
+    case = re.search(r"case (GC-[A-Z0-9]{8})", asked)
+    assert case and "What email address" in asked
+    assert "We'll email you at p••@example.com" in chat.say("pat.doe@example.com")
+    assert wallet.case_details(case.group(1))["details"]["contact_email"] == "pat.doe@example.com"
+    assert wallet.open_handoff(chat.sender) is None
 
 
 def test_two_stage_fallback_then_a_person(servers: Servers) -> None:
