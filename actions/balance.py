@@ -75,7 +75,10 @@ class ActionCheckBalance(Action):
         return [
             *events,
             SlotSet("ownership_verified", True),
-            SlotSet("verification", {"card": card.masked_serial, "by": verified_by}),
+            SlotSet(
+                "verification",
+                {"card": card.masked_serial, "card_id": card.id, "by": verified_by},
+            ),
         ]
 
 

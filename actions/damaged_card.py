@@ -126,7 +126,11 @@ class ActionReplaceDamagedCard(Action):
                 dispatcher.utter_message(
                     response="utter_code_replaced", email=codes.mask_email(replacement.sent_to)
                 )
-                verification = {"card": card.masked_serial, "by": "order details"}
+                verification = {
+                    "card": card.masked_serial,
+                    "card_id": card.id,
+                    "by": "order details",
+                }
                 return [
                     *events,
                     SlotSet("ownership_verified", True),

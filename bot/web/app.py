@@ -17,6 +17,7 @@ from bot.tokens import mint_customer_token
 from bot.wallet import codes, demo
 from bot.wallet.repository import WalletRepository
 from bot.web.config import WebConfig
+from bot.web.console import setup_console
 from bot.web.pages import render_demo_page
 
 CONFIG = web.AppKey("config", WebConfig)
@@ -39,6 +40,8 @@ def create_app(config: WebConfig, repository: WalletRepository | None = None) ->
     app.router.add_post("/demo/sign-in", sign_in)
     app.router.add_post("/api/mask", mask)
     app.router.add_route("OPTIONS", "/api/mask", preflight)
+    # Before /widget/: the console's files are served only through its own routes.
+    setup_console(app, app[REPOSITORY], config.widget_dir / "console")
     app.router.add_static("/widget/", config.widget_dir)
     app.router.add_static("/vendor/socket.io/", config.socketio_dist)
     return app

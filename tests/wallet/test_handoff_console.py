@@ -276,3 +276,32 @@ def test_agent_actions_are_audited_with_the_agents_name(
     assert adjusted["details"] == {"amount_minor": 5_00, "reason": "goodwill after a damaged card"}
     [line] = repo.ledger(ann.id)
     assert (line.kind, line.reason) == ("adjustment", "goodwill after a damaged card")
+
+
+def test_the_verified_card_of_a_handoff_comes_from_the_assistants_context(
+    repo: WalletRepository,
+) -> None:
+    repo.create_customer("Vera Verified", "vera@example.com")
+    issued = repo.issue_card(
+        amount_minor=25_00,
+        purchaser_email="vera@example.com",
+        recipient_name="Vera Verified",
+        recipient_email="vera@example.com",
+    )
+    card = repo.find_card_by_serial(issued.serial)
+    assert card is not None
+    verified = repo.request_handoff(
+        conversation_id="verified",
+        reason="shopper_asked",
+        channel="rest",
+        context={
+            "verification": {"card": card.masked_serial, "card_id": card.id, "by": "order number"}
+        },
+    )
+    unverified = repo.request_handoff(
+        conversation_id="unverified", reason="shopper_asked", channel="rest", context={}
+    )
+    found = repo.handoff_verified_card(verified)
+    assert found is not None and found.serial == issued.serial
+    assert repo.handoff_verified_card(unverified) is None
+    assert repo.handoff_verified_card(10_000) is None

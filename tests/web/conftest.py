@@ -47,6 +47,13 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests last (a stable sort): Playwright's sync API keeps an event loop running in
+    the main thread for the rest of the session, and asyncio.run() (used by the web server's
+    own tests) refuses to run inside one."""
+    items.sort(key=lambda item: "browser" in getattr(item, "fixturenames", ()))
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     """Chromium; checked before the servers start, so a skip costs nothing."""
@@ -71,7 +78,13 @@ def site(browser: Any, servers: Servers) -> Iterator[str]:
     """``python -m bot.web`` on a free port, pointed at the test Rasa server."""
     port = free_port()
     log = servers.var_dir / "log" / "web.log"
-    env = {**os.environ, "GIFTBOT_WEB_PORT": str(port), "GIFTBOT_RASA_URL": servers.rasa_url}
+    env = {
+        **os.environ,
+        "GIFTBOT_WEB_PORT": str(port),
+        "GIFTBOT_RASA_URL": servers.rasa_url,
+        # The agent console writes to conversations through Rasa's HTTP API.
+        "GIFTBOT_RASA_API_TOKEN": servers.api_token,
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "bot.web"],
         cwd=ROOT,
