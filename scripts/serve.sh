@@ -22,6 +22,7 @@ cat <<MSG
   Rasa server     http://localhost:${GIFTBOT_RASA_PORT:-5005}   (REST: POST /webhooks/rest/webhook, socket.io)
   Action server   http://localhost:${GIFTBOT_ACTIONS_PORT:-5055}
   Shopper demo    http://localhost:${GIFTBOT_WEB_PORT:-8080}   (store page with the chat widget; sign in as a demo customer)
+  Agent console   http://localhost:${GIFTBOT_WEB_PORT:-8080}/agent   (demo agent: sam / harbor-lantern-42)
   Logs            var/log/
 
   Try it:
