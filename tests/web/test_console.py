@@ -17,7 +17,7 @@ import requests
 
 from bot.wallet import codes
 from bot.wallet.repository import WalletRepository
-from tests.conftest import token_for
+from tests.conftest import agents_available, token_for
 from tests.servers import Chat, Servers
 from tests.web.conftest import REPLY_TIMEOUT_MS
 
@@ -290,6 +290,32 @@ def test_requests_without_the_csrf_token_are_refused(
     assert fresh.get("/agent").status == 200
     signing_in = {"username": agent.username, "password": agent.password}
     assert fresh.post("/agent/sign-in", data=signing_in).status == 403
+
+
+# ---------------------------------------------------------------------------- no agent
+
+
+def test_with_no_agent_available_the_shopper_gets_a_case_not_a_wait(
+    page: Page,
+    new_context: Callable[[], BrowserContext],
+    make_agent: Callable[..., Agent],
+    wallet: WalletRepository,
+) -> None:
+    agent = make_agent("Noa", available=False)  # signed in, but not taking chats
+    console = Console.signed_in(new_context(), agent)
+    expect(console.page.get_by_label("Available for chats")).not_to_be_checked()
+    with agents_available(wallet, False):
+        chat = Widget(page)
+        answer = chat.say("I want to talk to a person please")
+    assert "No one from our support team is free right now" in answer, answer
+    case = re.search(r"case (GC-[A-Z0-9]{8})", answer)
+    assert case is not None and "What email address" in answer
+    assert "We'll email you at" in chat.say("robin@example.com")
+    assert wallet.case_details(case.group(1))["details"]["contact_email"] == "robin@example.com"
+    # Nobody was left waiting: the conversation never reached the queue.
+    conversation_id = chat.session_id()
+    assert wallet.open_handoff(conversation_id) is None
+    expect(console.page.get_by_text("Nobody is waiting.")).to_be_visible()
 
 
 # ------------------------------------------------------------------------------ racing
