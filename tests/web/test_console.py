@@ -315,7 +315,11 @@ def test_with_no_agent_available_the_shopper_gets_a_case_not_a_wait(
     # Nobody was left waiting: the conversation never reached the queue.
     conversation_id = chat.session_id()
     assert wallet.open_handoff(conversation_id) is None
-    expect(console.page.get_by_text("Nobody is waiting.")).to_be_visible()
+    # Once the console shows the whole queue, this conversation is not in it.
+    waiting = len(wallet.waiting_handoffs())
+    expect(console.page.locator("#waiting-count")).to_have_text(str(waiting))
+    expect(console.page.locator("#waiting .q-item")).to_have_count(waiting)
+    expect(console.queue_entry(conversation_id)).to_have_count(0)
 
 
 # ------------------------------------------------------------------------------ racing
