@@ -156,11 +156,17 @@ def unseal_claim_code(value: str, key: str) -> str:
     return Fernet(key.encode()).decrypt(value[len(SEALED_PREFIX) :].encode()).decode()
 
 
-def mask_claim_codes(text: str) -> str:
-    """``text`` with every claim code in it replaced, for transcripts and stored messages."""
+def mask_claim_codes(text: str, *, serials: bool = False) -> str:
+    """``text`` with every claim code in it replaced, for transcripts and stored messages;
+    with ``serials``, serial numbers cut to their last 4 digits too (for people's eyes)."""
     for found in reversed(find_codes(text)):
         if found.label == "claim_code":
-            text = text[: found.start] + MASKED_CLAIM_CODE + text[found.end :]
+            replacement = MASKED_CLAIM_CODE
+        elif found.label == "serial_number" and serials:
+            replacement = mask_serial(found.value)
+        else:
+            continue
+        text = text[: found.start] + replacement + text[found.end :]
     return text
 
 

@@ -518,15 +518,7 @@ async def _replaceable_card(request: web.Request, handoff: HandoffView) -> CardV
 
 def mask(text: str) -> str:
     """Text fit for the console: claim codes hidden, serials cut to their last 4 digits."""
-    for found in reversed(codes.find_codes(text)):
-        if found.label == "claim_code":
-            replacement_text = codes.MASKED_CLAIM_CODE
-        elif found.label == "serial_number":
-            replacement_text = codes.mask_serial(found.value)
-        else:
-            continue
-        text = text[: found.start] + replacement_text + text[found.end :]
-    return text
+    return codes.mask_claim_codes(text, serials=True)
 
 
 def _masked_value(value: Any) -> Any:
