@@ -1,0 +1,192 @@
+"""Support agents: accounts, availability, sign-in."""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import case, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from bot.wallet import agents
+from bot.wallet.models import (
+    Agent,
+    utcnow,
+)
+from bot.wallet.repository.base import (
+    RepositoryBase,
+    WalletError,
+    _actor,
+    _agent_view,
+    _audit,
+    _enabled_agent,
+    _find_agent,
+)
+from bot.wallet.repository.views import (
+    AgentView,
+)
+
+
+class AgentsRepository(RepositoryBase):
+    # ---------------------------------------------------------------------------- agents
+
+    def create_agent(
+        self,
+        username: str,
+        password: str,
+        display_name: str | None = None,
+        actor: str = "system",
+    ) -> AgentView:
+        """Add a console agent; the password is kept only as its argon2id hash."""
+        try:
+            username = agents.parse_username(username)
+            display_name = agents.parse_display_name(display_name, username)
+            agents.check_password(password, username)
+        except agents.AgentInputError as exc:
+            raise WalletError(str(exc)) from exc
+        duplicate = WalletError(f"an agent with the username {username} already exists")
+        if self.find_agent(username) is not None:  # spares a slow hash; the index decides
+            raise duplicate
+        password_hash = self._hasher.hash(password)
+        try:
+            with self._transaction() as s:
+                agent = Agent(
+                    username=username,
+                    display_name=display_name,
+                    password_hash=password_hash,
+                    disabled=False,
+                    available=False,
+                    failed_sign_ins=0,
+                )
+                s.add(agent)
+                s.flush()
+                _audit(s, actor, "agent.created", username, {"display_name": display_name})
+                return _agent_view(agent)
+        except IntegrityError as exc:
+            raise duplicate from exc
+
+    def find_agent(self, username: str) -> AgentView | None:
+        with self._transaction() as s:
+            agent = _find_agent(s, username)
+            return _agent_view(agent) if agent else None
+
+    def list_agents(self) -> list[AgentView]:
+        with self._transaction() as s:
+            rows = s.execute(select(Agent).order_by(Agent.username)).scalars()
+            return [_agent_view(agent) for agent in rows]
+
+    def available_agents(self) -> list[AgentView]:
+        """Agents who said they can take conversations now (none: the no-agent path)."""
+        with self._transaction() as s:
+            rows = s.execute(
+                select(Agent)
+                .where(Agent.available.is_(True), Agent.disabled.is_(False))
+                .order_by(Agent.username)
+            ).scalars()
+            return [_agent_view(agent) for agent in rows]
+
+    def disable_agent(self, username: str, actor: str = "system") -> AgentView:
+        """Refuse the agent's sign-ins from now on; they are no longer available either."""
+        return self._set_disabled(username, True, actor)
+
+    def enable_agent(self, username: str, actor: str = "system") -> AgentView:
+        return self._set_disabled(username, False, actor)
+
+    def _set_disabled(self, username: str, disabled: bool, actor: str) -> AgentView:
+        with self._transaction() as s:
+            agent = _find_agent(s, username)
+            if agent is None:
+                raise WalletError(f"no agent with the username {username.strip()}")
+            if agent.disabled != disabled:
+                agent.disabled = disabled
+                agent.available = False
+                action = "agent.disabled" if disabled else "agent.enabled"
+                _audit(s, actor, action, agent.username, {})
+                s.flush()
+            return _agent_view(agent)
+
+    def set_agent_available(self, username: str, available: bool) -> AgentView:
+        with self._transaction() as s:
+            agent = _enabled_agent(s, username)
+            if agent.available != available:
+                agent.available = available
+                _audit(
+                    s,
+                    _actor(agent),
+                    "agent.availability",
+                    agent.username,
+                    {"available": available},
+                )
+                s.flush()
+            return _agent_view(agent)
+
+    def verify_agent_password(self, username: str, password: str) -> AgentView | None:
+        """The agent when the password is right and sign-in is allowed, else None.
+
+        Unknown, disabled, throttled and wrong all give None after one hash verification each,
+        so neither the answer nor its timing tells them apart. An attempt counts as a failure
+        *before* the slow verification and is forgiven when it succeeds: parallel guesses
+        cannot outrun the throttle.
+        """
+        name = username.strip().lower()
+        now = utcnow()
+        window_start = now - agents.SIGN_IN_LOCKOUT
+        quiet = or_(
+            Agent.last_failed_sign_in_at.is_(None), Agent.last_failed_sign_in_at < window_start
+        )
+        with self._transaction() as s:
+            stored = s.execute(
+                select(Agent.password_hash).where(Agent.username == name)
+            ).scalar_one_or_none()
+            # The conditional update is the throttle: it fails for a disabled or locked agent.
+            reserved = stored is not None and (
+                s.execute(
+                    update(Agent)
+                    .where(
+                        Agent.username == name,
+                        Agent.disabled.is_(False),
+                        or_(Agent.failed_sign_ins < agents.MAX_FAILED_SIGN_INS, quiet),
+                    )
+                    .values(
+                        failed_sign_ins=case((quiet, 1), else_=Agent.failed_sign_ins + 1),
+                        last_failed_sign_in_at=now,
+                    )
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                == 1
+            )
+        if stored is None or not reserved:
+            agents.password_matches(self._hasher, self._dummy(), password)
+            return None
+        matches = agents.password_matches(self._hasher, stored, password)
+        new_hash = (
+            self._hasher.hash(password)
+            if matches and self._hasher.check_needs_rehash(stored)
+            else None
+        )
+        with self._transaction() as s:
+            agent = s.execute(select(Agent).where(Agent.username == name)).scalar_one()
+            if not matches:
+                locked = agent.failed_sign_ins >= agents.MAX_FAILED_SIGN_INS
+                _audit(
+                    s,
+                    "anonymous",
+                    "agent.sign_in_failed",
+                    name,
+                    {"failed_sign_ins": agent.failed_sign_ins, "locked": locked},
+                )
+                return None
+            if agent.disabled:  # disabled while the hash was being checked
+                return None
+            agent.failed_sign_ins = 0
+            agent.last_failed_sign_in_at = None
+            if new_hash and agent.password_hash == stored:
+                agent.password_hash = new_hash
+            _audit(s, _actor(agent), "agent.signed_in", name, {"rehashed": bool(new_hash)})
+            s.flush()
+            return _agent_view(agent)
+
+    def _dummy(self) -> str:
+        """A hash with the hasher's parameters, checked when there is no real one to check."""
+        if self._dummy_hash is None:
+            self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+        return self._dummy_hash

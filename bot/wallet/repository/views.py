@@ -1,0 +1,186 @@
+"""Frozen views the repository returns: plain data, never ORM objects."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.wallet import agents, codes
+from bot.wallet.models import (
+    CardState,
+    HandoffStatus,
+    utcnow,
+)
+
+# ------------------------------------------------------------------------------------ views
+
+
+@dataclass(frozen=True)
+class CustomerView:
+    id: int
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class CardView:
+    id: int
+    serial: str
+    amount_minor: int
+    currency: str
+    state: CardState
+    locked: bool
+    failed_attempts: int
+    order_number: str
+    purchaser_id: int
+    purchaser_name: str
+    purchaser_email: str
+    recipient_name: str
+    recipient_email: str | None
+    shipping_address: str | None
+    redeemed_by_id: int | None
+    redeemed_by_email: str | None
+    redeemed_at: datetime | None
+
+    @property
+    def display_state(self) -> str:
+        return "locked" if self.locked else self.state.value
+
+    @property
+    def masked_serial(self) -> str:
+        return codes.mask_serial(self.serial)
+
+    @property
+    def delivery_email(self) -> str:
+        """Where email about this card goes: the recipient's address, else the purchaser's."""
+        return self.recipient_email or self.purchaser_email
+
+
+@dataclass(frozen=True)
+class IssuedCard:
+    serial: str
+    claim_code: str
+    """Shown once, at issue; the store keeps only its HMAC."""
+    order_number: str
+    amount_minor: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class LedgerLine:
+    amount_minor: int
+    currency: str
+    kind: str
+    reason: str | None
+    masked_serial: str | None
+    created_at: datetime
+
+
+class ClaimCodeStatus(str, enum.Enum):
+    REDEEMABLE = "redeemable"
+    REDEEMED_BY_YOU = "redeemed_by_you"
+    REDEEMED_ELSEWHERE = "redeemed_elsewhere"
+    NOT_ACTIVATED = "not_activated"
+    CANCELLED = "cancelled"
+    LOCKED = "locked"
+    NOT_FOUND = "not_found"
+
+
+@dataclass(frozen=True)
+class RedeemResult:
+    status: ClaimCodeStatus
+    redeemed: bool
+    """True only for the one call that credited the card."""
+    card: CardView | None
+    balance_minor: int | None
+
+
+@dataclass(frozen=True)
+class FailureCounts:
+    conversation: int
+    customer: int
+    card: int
+
+
+@dataclass(frozen=True)
+class Replacement:
+    sent_to: str
+    outbox_id: int
+
+
+@dataclass(frozen=True)
+class OutboxView:
+    id: int
+    to_address: str
+    subject: str
+    body: str
+    has_claim_code: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AgentView:
+    """An agent as the console and the CLI see one: never the password hash."""
+
+    id: int
+    username: str
+    display_name: str
+    disabled: bool
+    available: bool
+    locked_until: datetime | None
+    """Set while sign-in is refused after too many failed attempts."""
+    created_at: datetime
+
+    @property
+    def actor(self) -> str:
+        return agents.agent_actor(self.username)
+
+
+@dataclass(frozen=True)
+class HandoffView:
+    """A handoff request as the console's queue and conversation pages show it (masked)."""
+
+    id: int
+    conversation_id: str
+    status: HandoffStatus
+    reason: str
+    channel: str
+    customer_id: int | None
+    case_reference: str | None
+    context: dict[str, Any]
+    """What the assistant collected and tried: masked serial, verification state, ..."""
+    created_at: datetime
+    taken_by: str | None
+    taken_at: datetime | None
+    closed_at: datetime | None
+
+    @property
+    def signed_in(self) -> bool:
+        return self.customer_id is not None
+
+    def waited(self, now: datetime | None = None) -> timedelta:
+        """How long the shopper waited for an agent: until taken, else until ``now``."""
+        return (self.taken_at or now or utcnow()) - self.created_at
+
+
+@dataclass(frozen=True)
+class NoteView:
+    id: int
+    request_id: int
+    author: str
+    text: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CaseView:
+    reference: str
+    kind: str
+    status: str
+    details: dict[str, Any]
+    created_at: datetime
+    closed_at: datetime | None
+    closed_by: str | None
+    resolution: str | None
