@@ -74,7 +74,6 @@ class ActionCheckBalance(Action):
         _report_value(dispatcher, card, customer.id if customer else None)
         return [
             *events,
-            SlotSet("ownership_verified", True),
             SlotSet(
                 "verification",
                 {"card": card.masked_serial, "card_id": card.id, "by": verified_by},

@@ -133,7 +133,6 @@ class ActionReplaceDamagedCard(Action):
                 }
                 return [
                     *events,
-                    SlotSet("ownership_verified", True),
                     SlotSet("verification", verification),
                 ]
             # Verified, but there is no code to replace: say why and let a person help.

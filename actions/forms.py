@@ -56,8 +56,10 @@ class CardFormValidation(FormValidationAction):
         """
         if tracker.get_slot("requested_slot") != slot:
             return {}
-        if latest_entity(tracker, entity or slot):
-            return {slot: latest_entity(tracker, entity or slot)} if entity else {}
+        found = latest_entity(tracker, entity or slot)
+        if found:
+            # A card format found by the rules is already in its slot (Rasa's mapping).
+            return {slot: found} if entity else {}
         intent = tracker.latest_message.get("intent") or {}
         if (
             intent.get("name") in DIGRESSION_INTENTS

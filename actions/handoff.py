@@ -74,7 +74,7 @@ class ActionHandoff(Action):
         )
         position = repository().queue_position(tracker.sender_id) or 1
         dispatcher.utter_message(response="utter_handoff_requested", position=position)
-        return [*events, SlotSet("handoff_requested", True)]
+        return events
 
 
 def _case_instead(
