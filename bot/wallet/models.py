@@ -23,6 +23,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import registry, relationship
@@ -149,6 +150,46 @@ class FailedAttempt(Base):
     created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, index=True)
 
 
+class VerificationMethod(str, enum.Enum):
+    """How a shopper proved a card theirs in a conversation (actions/verification.py)."""
+
+    SIGNED_IN_OWNER = "signed_in_owner"  # the signed-in purchaser or recipient of its order
+    ORDER_NUMBER = "order_number"  # gave the matching order number (balance check)
+    ORDER_DETAILS = "order_details"  # all five damaged-card details matched
+    CLAIM_CODE = "claim_code"  # a signed-in shopper holds its redeemable claim code
+
+
+class Verification(Base):
+    """A proof the action server recorded: the only record the agent console trusts.
+
+    Slots travel through Rasa and can be forged by anyone who reaches the action server, so
+    what a conversation proved lives here, written by the actions when they verify.
+    """
+
+    __tablename__ = "verifications"
+    __table_args__ = (
+        CheckConstraint(
+            "method IN ('signed_in_owner', 'order_number', 'order_details', 'claim_code')",
+            name="method",
+        ),
+    )
+    id = Column(Integer, primary_key=True)
+    conversation_id = Column(String(255), nullable=False, index=True)
+    customer_id = Column(ForeignKey("customers.id"))
+    gift_card_id = Column(ForeignKey("gift_cards.id"), nullable=False, index=True)
+    method = Column(String(20), nullable=False)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class ConversationOwner(Base):
+    """The customer who first signed in to a conversation; another customer's token is refused."""
+
+    __tablename__ = "conversation_owners"
+    conversation_id = Column(String(255), primary_key=True)
+    customer_id = Column(ForeignKey("customers.id"), nullable=False, index=True)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
 class SupportCase(Base):
     __tablename__ = "support_cases"
     id = Column(Integer, primary_key=True)
@@ -242,3 +283,51 @@ class AuditEntry(Base):
     subject = Column(String(100))
     details = Column(JSON, nullable=False, default=dict)
     created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, index=True)
+
+
+# ------------------------------------------------------------------------ messaging channels
+
+
+class ChannelDelivery(Base):
+    """A platform message id already taken in: redeliveries and retries are processed once."""
+
+    __tablename__ = "channel_deliveries"
+    __table_args__ = (UniqueConstraint("channel", "message_id", name="channel_message"),)
+    id = Column(Integer, primary_key=True)
+    channel = Column(String(40), nullable=False)
+    message_id = Column(String(255), nullable=False)
+    received_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, index=True)
+
+
+class ChannelConversation(Base):
+    """Where a platform user's replies go (e.g. a Teams service URL) and the options last
+    offered to them, so that any Rasa instance can answer, map "2" back, or relay an agent."""
+
+    __tablename__ = "channel_conversations"
+    channel = Column(String(40), primary_key=True)
+    sender_id = Column(String(255), primary_key=True)
+    reference = Column(JSON, nullable=False, default=dict)
+    options = Column(JSON, nullable=False, default=list)
+    updated_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class ChannelLink(Base):
+    """An account-linking link sent to a platform user: single use, expiring."""
+
+    __tablename__ = "channel_links"
+    id = Column(String(64), primary_key=True)  # the signed token's jti
+    channel = Column(String(40), nullable=False)
+    sender_id = Column(String(255), nullable=False)
+    expires_at = Column(DateTime(timezone=True), nullable=False)
+    used_at = Column(DateTime(timezone=True))
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class ChannelBinding(Base):
+    """A platform user linked to a customer: they count as signed in until they unlink."""
+
+    __tablename__ = "channel_bindings"
+    channel = Column(String(40), primary_key=True)
+    sender_id = Column(String(255), primary_key=True)
+    customer_id = Column(ForeignKey("customers.id"), nullable=False, index=True)
+    linked_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
