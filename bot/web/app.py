@@ -40,8 +40,7 @@ def create_app(config: WebConfig, repository: WalletRepository | None = None) ->
     app.router.add_post("/demo/sign-in", sign_in)
     app.router.add_post("/api/mask", mask)
     app.router.add_route("OPTIONS", "/api/mask", preflight)
-    # Before /widget/: the console's files are served only through its own routes.
-    setup_console(app, app[REPOSITORY], config.widget_dir / "console")
+    setup_console(app, app[REPOSITORY], config.console_dir)
     app.router.add_static("/widget/", config.widget_dir)
     app.router.add_static("/vendor/socket.io/", config.socketio_dist)
     return app

@@ -17,6 +17,10 @@ class WebConfig:
     ``rasa_port``, so that the demo works whether it is opened as localhost or by address."""
     rasa_port: int
     widget_dir: Path
+    """The chat widget and the demo page: public, served by the ``/widget/`` static route."""
+    console_dir: Path
+    """The agent console's pages and scripts: outside ``widget_dir`` so that no static route
+    reaches them, whatever the spelling of the path; only the console's routes serve them."""
     socketio_dist: Path
     """node_modules/socket.io-client/dist, installed by scripts/setup_web.sh (npm ci)."""
 
@@ -29,6 +33,7 @@ class WebConfig:
             rasa_url=settings.rasa_url,
             rasa_port=settings.rasa_port,
             widget_dir=PROJECT_ROOT / "widget",
+            console_dir=PROJECT_ROOT / "console",
             socketio_dist=PROJECT_ROOT / "node_modules" / "socket.io-client" / "dist",
         )
 

@@ -75,7 +75,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
 
 
 def setup_console(app: web.Application, repository: WalletRepository, console_dir: Path) -> None:
-    """Add the console's routes; call before the ``/widget/`` static route is added."""
+    """Add the console's routes; its files in ``console_dir`` are served by these alone."""
     settings = get_settings()
     app[REPOSITORY] = repository
     app[SESSIONS] = SessionCodec(settings.session_key)
@@ -83,8 +83,6 @@ def setup_console(app: web.Application, repository: WalletRepository, console_di
     app[SIGN_IN_SLOTS] = asyncio.Semaphore(CONCURRENT_SIGN_INS)
     app.cleanup_ctx.append(_rasa_client)
     router = app.router
-    # The console's files live in widget/console/ but are served only through /agent/assets/.
-    router.add_get("/widget/console/{tail:.*}", _not_found)
     router.add_get("/agent", console_page)
     router.add_get("/agent/", console_page)
     router.add_get("/agent/assets/{name}", asset)
@@ -117,10 +115,6 @@ async def _rasa_client(app: web.Application) -> AsyncIterator[None]:
 
 def _repository(request: web.Request) -> WalletRepository:
     return request.app[REPOSITORY]
-
-
-async def _not_found(request: web.Request) -> web.Response:
-    raise web.HTTPNotFound()
 
 
 # ----------------------------------------------------------------------------- sessions
