@@ -54,6 +54,25 @@ class Settings:
     rasa_url: str | None
     """The Rasa server as shoppers' browsers reach it; None: the page's host on ``rasa_port``."""
     rasa_port: int
+    # The scaled topology (make run-scaled, deploy/): each service's URL, for managed services too.
+    scaled_db_url: str
+    """Wallet store of ``make run-scaled`` (PostgreSQL shared by every action server)."""
+    action_endpoint_url: str
+    """The action servers as the Rasa servers reach them (behind HAProxy or a Service)."""
+    tracker_db_url: str
+    """Rasa's tracker store of the scaled topology (PostgreSQL shared by every Rasa server)."""
+    lock_store_url: str
+    """Redis holding the conversation locks, so that one conversation runs on one Rasa at once."""
+    lock_lifetime_seconds: int
+    """How long a lock outlives a Rasa process that died holding it (live holders renew it)."""
+    broker_url: str
+    """RabbitMQ (AMQP URL) that every conversation event is published to."""
+    broker_queue: str
+    """The durable queue the events land in."""
+    broker_exchange: str
+    """The fanout exchange the Rasa servers publish to (the queue is bound to it)."""
+    rasa_instances: int
+    action_instances: int
 
 
 def _int_env(name: str, default: int) -> int:
@@ -138,4 +157,17 @@ def get_settings() -> Settings:
         web_port=_port_env("GIFTBOT_WEB_PORT", 8080),
         rasa_url=(os.environ.get("GIFTBOT_RASA_URL") or "").rstrip("/") or None,
         rasa_port=_port_env("GIFTBOT_RASA_PORT", 5005),
+        scaled_db_url=os.environ.get("GIFTBOT_SCALED_DB_URL")
+        or "postgresql://postgres@127.0.0.1:5432/giftbot_wallet",
+        action_endpoint_url=os.environ.get("GIFTBOT_ACTION_ENDPOINT_URL")
+        or "http://127.0.0.1:5055/webhook",
+        tracker_db_url=os.environ.get("GIFTBOT_TRACKER_DB_URL")
+        or "postgresql://postgres@127.0.0.1:5432/giftbot_tracker",
+        lock_store_url=os.environ.get("GIFTBOT_LOCK_STORE_URL") or "redis://127.0.0.1:6379/1",
+        lock_lifetime_seconds=_int_env("GIFTBOT_LOCK_LIFETIME", 20),
+        broker_url=os.environ.get("GIFTBOT_BROKER_URL") or "amqp://guest:guest@127.0.0.1:5672/",
+        broker_queue=os.environ.get("GIFTBOT_BROKER_QUEUE") or "giftbot_events",
+        broker_exchange=os.environ.get("GIFTBOT_BROKER_EXCHANGE") or "giftbot-events",
+        rasa_instances=_int_env("GIFTBOT_RASA_INSTANCES", 2),
+        action_instances=_int_env("GIFTBOT_ACTION_INSTANCES", 2),
     )
