@@ -50,10 +50,19 @@ class Settings:
     max_failures_per_card: int
     failure_window_hours: int
     web_host: str
+    """The address the web server (demo page, widget, console) listens on: loopback by default."""
     web_port: int
-    rasa_url: str | None
-    """The Rasa server as shoppers' browsers reach it; None: the page's host on ``rasa_port``."""
+    public_web_url: str
+    """The web server as browsers reach it: the demo page's links. Never the Host header."""
+    rasa_url: str
+    """The Rasa server as shoppers' browsers reach it: the widget's socket URL and the demo
+    page's CSP. Never derived from the Host header, which any client can forge."""
+    rasa_host: str
+    """The address ``make run`` starts Rasa on (``rasa run --interface``): loopback by default."""
     rasa_port: int
+    demo_mode: bool
+    """Demo sign-in (``/demo/sign-in`` mints customer tokens for the demo customers): only on
+    when set, as ``make run`` does; off everywhere else."""
     # The scaled topology (make run-scaled, deploy/): each service's URL, for managed services too.
     scaled_db_url: str
     """Wallet store of ``make run-scaled`` (PostgreSQL shared by every action server)."""
@@ -93,6 +102,24 @@ def _port_env(name: str, default: int) -> int:
     if not raw.isdigit() or not 0 < int(raw) < 65536:
         raise SystemExit(f"{name} must be a TCP port number, got {raw!r}")
     return int(raw)
+
+
+def _url_env(name: str, default: str) -> str:
+    """An http(s) origin-like URL without a trailing slash; anything else stops the program."""
+    raw = (os.environ.get(name) or default).strip().rstrip("/")
+    scheme, _, rest = raw.partition("://")
+    if scheme not in ("http", "https") or not rest or any(c in rest for c in " \"'<>"):
+        raise SystemExit(f"{name} must be an http:// or https:// URL, got {raw!r}")
+    return raw
+
+
+def _flag_env(name: str) -> bool:
+    raw = (os.environ.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SystemExit(f"{name} must be 1 or 0, got {raw!r}")
 
 
 def _read_env_file(path: Path) -> dict[str, str]:
@@ -153,10 +180,17 @@ def get_settings() -> Settings:
         max_failures_per_customer=_int_env("GIFTBOT_MAX_FAILURES_PER_CUSTOMER", 5),
         max_failures_per_card=_int_env("GIFTBOT_MAX_FAILURES_PER_CARD", 5),
         failure_window_hours=_int_env("GIFTBOT_FAILURE_WINDOW_HOURS", 24),
-        web_host=os.environ.get("GIFTBOT_WEB_HOST") or "0.0.0.0",  # noqa: S104 - like Rasa's server
+        web_host=os.environ.get("GIFTBOT_WEB_HOST") or "127.0.0.1",
         web_port=_port_env("GIFTBOT_WEB_PORT", 8080),
-        rasa_url=(os.environ.get("GIFTBOT_RASA_URL") or "").rstrip("/") or None,
+        public_web_url=_url_env(
+            "GIFTBOT_PUBLIC_WEB_URL", f"http://localhost:{_port_env('GIFTBOT_WEB_PORT', 8080)}"
+        ),
+        rasa_url=_url_env(
+            "GIFTBOT_RASA_URL", f"http://localhost:{_port_env('GIFTBOT_RASA_PORT', 5005)}"
+        ),
+        rasa_host=os.environ.get("GIFTBOT_RASA_HOST") or "127.0.0.1",
         rasa_port=_port_env("GIFTBOT_RASA_PORT", 5005),
+        demo_mode=_flag_env("GIFTBOT_DEMO_MODE"),
         scaled_db_url=os.environ.get("GIFTBOT_SCALED_DB_URL")
         or "postgresql://postgres@127.0.0.1:5432/giftbot_wallet",
         action_endpoint_url=os.environ.get("GIFTBOT_ACTION_ENDPOINT_URL")

@@ -5,7 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL=3 SQLALCHEMY_SILENCE_UBER_WARNING=1
+# make run is the demo: anyone may sign in as a demo customer on the demo page.
+export GIFTBOT_DEMO_MODE="${GIFTBOT_DEMO_MODE:-1}"
+# The stores, logs and secrets under var/ are for this user alone (0700 folders, 0600 files);
+# chmod also closes up what an older version left readable.
+umask 077
 mkdir -p var/log
+chmod -R go= var
 BIN=.venv/bin
 
 "$BIN/rasa" run actions --actions actions --port "${GIFTBOT_ACTIONS_PORT:-5055}" \
@@ -36,8 +42,11 @@ MSG
 echo
 echo "  Starting Rasa (about 30 seconds)..."
 # Rasa's HTTP API (the agent console's way in) is enabled only with the generated token.
-api_token=$("$BIN/python" -c 'from bot.settings import get_settings; print(get_settings().rasa_api_token)')
+# Rasa listens on GIFTBOT_RASA_HOST (loopback by default) and lets the demo page's origin in.
+read -r api_token rasa_host public_web_url < <("$BIN/python" -c 'from bot.settings import get_settings
+s = get_settings(); print(s.rasa_api_token, s.rasa_host, s.public_web_url)')
 "$BIN/rasa" run --model models/giftbot.tar.gz --port "${GIFTBOT_RASA_PORT:-5005}" \
-  --credentials credentials.yml --endpoints endpoints.yml --cors "http://localhost:8080" \
+  --interface "$rasa_host" \
+  --credentials credentials.yml --endpoints endpoints.yml --cors "$public_web_url" \
   --enable-api --auth-token "$api_token" \
   2>&1 | tee var/log/rasa.log | grep --line-buffered -E "Rasa server is up|ERROR|Error" || true

@@ -17,7 +17,7 @@ def main() -> None:
     get_settings()  # reads .env first, so that the web settings below see it too
     config = WebConfig.from_env()
     config.check_installed()
-    print(f"Shopper demo page on http://localhost:{config.port}/", flush=True)
+    print(f"Shopper demo page on {config.public_url}/ (listening on {config.host})", flush=True)
     web.run_app(create_app(config), host=config.host, port=config.port, print=None)
 
 

@@ -1,10 +1,13 @@
-"""The routes: the demo page, the widget's files, demo sign-in and claim-code masking."""
+"""The routes: the demo page, the widget's files, demo sign-in and claim-code masking.
+
+What the page says about where things are (its links, the widget's socket URL, the CSP) comes
+from the configured URLs only: a request's Host header is the client's to forge.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -37,7 +40,8 @@ def create_app(config: WebConfig, repository: WalletRepository | None = None) ->
     app.router.add_get("/", demo_page)
     app.router.add_get("/health", health)
     app.router.add_get("/favicon.ico", no_icon)
-    app.router.add_post("/demo/sign-in", sign_in)
+    if config.demo_mode:  # else 404, like any route that does not exist
+        app.router.add_post("/demo/sign-in", sign_in)
     app.router.add_post("/api/mask", mask)
     app.router.add_route("OPTIONS", "/api/mask", preflight)
     setup_console(app, app[REPOSITORY], config.console_dir)
@@ -63,25 +67,6 @@ async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse
     return response
 
 
-# A host name or IP address, and a port: anything else in a Host header is ignored.
-_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
-
-
-def page_origin(request: web.Request) -> URL:
-    """This server as the visitor reached it (from the Host header)."""
-    if not _HOST.fullmatch(request.host or ""):  # a forged Host header
-        return URL(f"{request.scheme}://localhost").origin()
-    return request.url.origin()
-
-
-def rasa_url(request: web.Request) -> URL:
-    """The Rasa server as this page's visitor reaches it."""
-    config = request.app[CONFIG]
-    if config.rasa_url:
-        return URL(config.rasa_url)
-    return page_origin(request).with_port(config.rasa_port)
-
-
 def _content_security_policy(rasa: URL) -> str:
     origin = rasa.origin()
     socket_origin = origin.with_scheme("wss" if origin.scheme == "https" else "ws")
@@ -98,11 +83,13 @@ def _content_security_policy(rasa: URL) -> str:
 
 
 async def demo_page(request: web.Request) -> web.Response:
-    config, rasa = request.app[CONFIG], rasa_url(request)
+    config = request.app[CONFIG]
+    rasa = URL(config.rasa_url)
     page = render_demo_page(
         config.widget_dir / "demo" / "index.html",
-        page_origin=str(page_origin(request)),
-        socket_url=str(rasa),
+        page_origin=config.public_url,
+        socket_url=config.rasa_url,
+        demo_mode=config.demo_mode,
     )
     response = web.Response(text=page, content_type="text/html")
     response.headers["Content-Security-Policy"] = _content_security_policy(rasa)

@@ -12,10 +12,13 @@ from bot.settings import PROJECT_ROOT, get_settings
 class WebConfig:
     host: str
     port: int
-    rasa_url: str | None
-    """The Rasa server as the shopper's browser reaches it; None: the page's host name on
-    ``rasa_port``, so that the demo works whether it is opened as localhost or by address."""
-    rasa_port: int
+    public_url: str
+    """This server as browsers reach it (``GIFTBOT_PUBLIC_WEB_URL``): the demo page's links."""
+    rasa_url: str
+    """The Rasa server as the shopper's browser reaches it (``GIFTBOT_RASA_URL``). Both URLs are
+    configured, never taken from a request's Host header, which any client can forge."""
+    demo_mode: bool
+    """Demo sign-in on (``GIFTBOT_DEMO_MODE``): anyone may sign in as a demo customer."""
     widget_dir: Path
     """The chat widget and the demo page: public, served by the ``/widget/`` static route."""
     console_dir: Path
@@ -30,8 +33,9 @@ class WebConfig:
         return cls(
             host=settings.web_host,
             port=settings.web_port,
+            public_url=settings.public_web_url,
             rasa_url=settings.rasa_url,
-            rasa_port=settings.rasa_port,
+            demo_mode=settings.demo_mode,
             widget_dir=PROJECT_ROOT / "widget",
             console_dir=PROJECT_ROOT / "console",
             socketio_dist=PROJECT_ROOT / "node_modules" / "socket.io-client" / "dist",

@@ -106,8 +106,8 @@ def setup_console(app: web.Application, repository: WalletRepository, console_di
 
 async def _rasa_client(app: web.Application) -> AsyncIterator[None]:
     settings = get_settings()
-    # Server to server: the Rasa URL browsers use when one is set, else Rasa on this host.
-    base = settings.rasa_url or f"http://127.0.0.1:{settings.rasa_port}"
+    # Server to server through the URL browsers use (GIFTBOT_RASA_URL; make run: localhost).
+    base = settings.rasa_url
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
         app[RASA] = RasaApi(base, settings.rasa_api_token, http)
         yield

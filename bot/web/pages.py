@@ -12,8 +12,22 @@ from bot.wallet.money import format_money
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 
-def render_demo_page(template: Path, *, page_origin: str, socket_url: str) -> str:
-    """The page; every value is escaped here, and a placeholder left unfilled is an error."""
+def _sections(state: str) -> re.Pattern[str]:
+    """A ``<!-- sign-in:STATE … -->`` … ``<!-- /sign-in:STATE -->`` section of the template."""
+    return re.compile(
+        rf"[ ]*<!-- sign-in:{state}\b.*?-->\n(.*?)[ ]*<!-- /sign-in:{state} -->\n", re.S
+    )
+
+
+def render_demo_page(template: Path, *, page_origin: str, socket_url: str, demo_mode: bool) -> str:
+    """The page; every value is escaped here, and a placeholder left unfilled is an error.
+
+    Without demo mode the sign-in form is left out and the page says sign-in is unavailable.
+    """
+    page = template.read_text()
+    shown, dropped = ("on", "off") if demo_mode else ("off", "on")
+    page = _sections(dropped).sub("", page)
+    page = _sections(shown).sub(lambda match: match.group(1), page)
     values = {
         "socket_url": escape(socket_url),
         "customer_options": "\n".join(
@@ -37,7 +51,7 @@ def render_demo_page(template: Path, *, page_origin: str, socket_url: str) -> st
         ),
         "embed_snippet": escape(embed_snippet(page_origin, socket_url)),
     }
-    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], template.read_text())
+    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], page)
 
 
 def embed_snippet(page_origin: str, socket_url: str) -> str:

@@ -32,12 +32,13 @@ class Answer:
 
 @dataclass(frozen=True)
 class WebServer:
+    host: str
     port: int
     log: Path
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def request(
         self,
@@ -47,7 +48,7 @@ class WebServer:
         body: bytes | None = None,
     ) -> Answer:
         """One request with ``path`` sent exactly as given (http.client does not normalise)."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
         try:
             connection.request(method, path, body=body, headers=dict(headers or {}))
             response = connection.getresponse()
@@ -57,8 +58,11 @@ class WebServer:
 
 
 @contextmanager
-def web_server(env: Mapping[str, str] | None = None) -> Iterator[WebServer]:
-    """``python -m bot.web`` with ``env`` on top of this test session's environment."""
+def web_server(
+    env: Mapping[str, str] | None = None, host: str = "127.0.0.1"
+) -> Iterator[WebServer]:
+    """``python -m bot.web`` with ``env`` on top of this test session's environment, waited
+    for on ``host``."""
     port = free_port()
     logs = Path(get_settings().var_dir) / "log"
     logs.mkdir(parents=True, exist_ok=True)
@@ -71,8 +75,8 @@ def web_server(env: Mapping[str, str] | None = None) -> Iterator[WebServer]:
         stderr=subprocess.STDOUT,
     )
     try:
-        _wait_until_up(f"http://127.0.0.1:{port}/health", process, log)
-        yield WebServer(port, log)
+        _wait_until_up(f"http://{host}:{port}/health", process, log)
+        yield WebServer(host, port, log)
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -81,7 +81,10 @@ def site(browser: Any, servers: Servers) -> Iterator[str]:
     env = {
         **os.environ,
         "GIFTBOT_WEB_PORT": str(port),
+        "GIFTBOT_PUBLIC_WEB_URL": f"http://127.0.0.1:{port}",
         "GIFTBOT_RASA_URL": servers.rasa_url,
+        # The widget tests sign in as demo customers on the demo page.
+        "GIFTBOT_DEMO_MODE": "1",
         # The agent console writes to conversations through Rasa's HTTP API.
         "GIFTBOT_RASA_API_TOKEN": servers.api_token,
     }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -32,7 +31,7 @@ def no_rasa(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def run(repo: WalletRepository, scenario: Callable[[TestClient], Awaitable[None]]) -> None:
-    config = dataclasses.replace(WebConfig.from_env(), rasa_url=None)
+    config = WebConfig.from_env()
 
     async def main() -> None:
         async with TestClient(TestServer(create_app(config, repo))) as client:

@@ -21,7 +21,12 @@ from bot.web.config import WebConfig
 
 @pytest.fixture
 def config() -> WebConfig:
-    return dataclasses.replace(WebConfig.from_env(), rasa_url=None, rasa_port=5005)
+    return dataclasses.replace(
+        WebConfig.from_env(),
+        public_url="http://localhost:8080",
+        rasa_url="http://localhost:5005",
+        demo_mode=True,
+    )
 
 
 def call(
@@ -93,10 +98,9 @@ def test_demo_page_embeds_the_widget_with_one_script_tag(
     status, headers, page = call(config, wallet, "GET", "/")
     assert status == 200
     assert page.count('src="/widget/giftbot-chat.js"') == 1
-    port = config.rasa_port
-    assert f'data-socket-url="http://127.0.0.1:{port}"' in page  # the visitor's host name
+    assert 'data-socket-url="http://localhost:5005"' in page  # the configured Rasa URL
     csp = headers["Content-Security-Policy"]
-    assert "default-src 'self'" in csp and f"ws://127.0.0.1:{port}" in csp
+    assert "default-src 'self'" in csp and "ws://localhost:5005" in csp
     assert "{{" not in page and CARDS[0].serial in page
 
 
@@ -107,7 +111,7 @@ def test_a_forged_host_header_does_not_reach_the_page(
         config, wallet, "GET", "/", headers={"Host": 'x"><script>alert(1)</script>'}
     )
     assert "<script>alert" not in page and "script" not in headers["Content-Security-Policy"]
-    assert f'data-socket-url="http://localhost:{config.rasa_port}"' in page
+    assert 'data-socket-url="http://localhost:5005"' in page
 
 
 def test_static_files_come_from_this_server(config: WebConfig, wallet: WalletRepository) -> None:

@@ -7,6 +7,8 @@
   const form = document.getElementById("sign-in");
   const signedIn = document.getElementById("signed-in");
   const error = document.getElementById("sign-in-error");
+  // Not in demo mode: the page has no sign-in form and the widget stays signed out.
+  if (!form) return;
 
   function stored() {
     try {
