@@ -5,18 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.context import repository, signed_in_customer
+from actions.context import signed_in_customer
 from actions.forms import CardFormValidation, reset_journey
 from actions.handoff import offer_human
-from actions.verification import is_owner, is_throttled, record_failure, start_card_check
-from bot.wallet import codes
+from actions.verification import (
+    closed_to_strangers,
+    is_owner,
+    is_throttled,
+    named_card,
+    record_failure,
+    record_proof,
+    start_card_check,
+)
 from bot.wallet.models import CardState
 from bot.wallet.money import format_money
-from bot.wallet.repository import CardView
+from bot.wallet.repository import CardView, CustomerView, VerificationMethod
 
 
 class ValidateBalanceForm(CardFormValidation):
@@ -31,15 +37,11 @@ class ValidateBalanceForm(CardFormValidation):
         domain: DomainDict,
     ) -> list[str]:
         slots = await super().required_slots(domain_slots, dispatcher, tracker, domain)
-        serial = tracker.get_slot("serial_number")
-        if not slots or not serial:
+        if not slots or not tracker.get_slot("serial_number"):
             return slots
         # The order number is needed unless the signed-in shopper is the card's owner. An
         # unknown serial is asked for it too: the answer must not tell whether the card exists.
-        try:
-            card = repository().find_card_by_serial(serial)
-        except codes.CodeFormatError:
-            return slots  # not validated yet (rasa_sdk asks before validating)
+        card = named_card(tracker)
         if card is not None and is_owner(signed_in_customer(tracker), card):
             return slots
         return [*slots, "order_number"]
@@ -57,28 +59,41 @@ class ActionCheckBalance(Action):
         if check is None:
             return events + stop
         customer, card = check.customer, check.card
-        order_number = tracker.get_slot("order_number")
-        verified_by = None
-        if card is not None and not card.locked:
-            if is_owner(customer, card):
-                verified_by = "signed-in owner"
-            elif order_number is not None and order_number == card.order_number:
-                verified_by = "order number"
-        if card is None or verified_by is None:
+        method = _proof(tracker, customer, card)
+        if card is None or method is None:
             record_failure(tracker, "balance_verification", customer, card)
             dispatcher.utter_message(response="utter_card_not_verified")
-            if is_throttled(tracker, customer, card.id if card else None):
+            if is_throttled(tracker, customer):
                 return events + offer_human(dispatcher, "too_many_failures")
             return events
 
+        record_proof(tracker, card, method, customer)
         _report_value(dispatcher, card, customer.id if customer else None)
-        return [
-            *events,
-            SlotSet(
-                "verification",
-                {"card": card.masked_serial, "card_id": card.id, "by": verified_by},
-            ),
-        ]
+        if card.locked:  # only its owner gets here: say why it cannot be redeemed now
+            dispatcher.utter_message(response="utter_card_locked_owner")
+            return events + offer_human(dispatcher, "card_locked")
+        return events
+
+
+def _proof(
+    tracker: Tracker, customer: CustomerView | None, card: CardView | None
+) -> VerificationMethod | None:
+    """How this shopper proves the card theirs, if they do. The signed-in owner always does
+    (a lock or strangers' failures never shut them out); the order number only while the
+    card is neither locked nor closed to strangers, and without saying which."""
+    if card is None:
+        return None
+    if is_owner(customer, card):
+        return VerificationMethod.SIGNED_IN_OWNER
+    order_number = tracker.get_slot("order_number")
+    if (
+        isinstance(order_number, str)
+        and order_number == card.order_number
+        and not card.locked
+        and not closed_to_strangers(tracker, card)
+    ):
+        return VerificationMethod.ORDER_NUMBER
+    return None
 
 
 def _report_value(

@@ -15,14 +15,13 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.context import actor, repository, signed_in_customer
+from actions.context import actor, repository, signed_in_customer, slot_text
 from actions.forms import CardFormValidation, reset_journey
 from actions.handoff import offer_human
-from actions.verification import is_throttled, record_failure
-from bot.settings import get_settings
+from actions.verification import is_throttled, named_card, record_failure
 from bot.wallet import codes
 from bot.wallet.money import format_money
-from bot.wallet.repository import CardView, ClaimCodeStatus, CustomerView
+from bot.wallet.repository import ClaimCodeStatus, CustomerView
 
 
 class ValidateClaimCodeForm(CardFormValidation):
@@ -48,14 +47,7 @@ class ValidateRedeemForm(CardFormValidation):
 
 def _claim_code(tracker: Tracker) -> str | None:
     """The claim code slot, opened if the tracker store sealed it (bot/tracker_store.py)."""
-    value = tracker.get_slot("claim_code")
-    return codes.unseal_claim_code(value, get_settings().sealing_key) if value else None
-
-
-def _serial_card(tracker: Tracker) -> CardView | None:
-    """The card this conversation is about, when the shopper gave its serial earlier."""
-    serial = tracker.get_slot("serial_number")
-    return repository().find_card_by_serial(serial) if serial else None
+    return slot_text(tracker, "claim_code")
 
 
 def _explain(
@@ -128,8 +120,9 @@ def _checked_status(
         return None
     status = repository().claim_code_status(claim_code, customer.id)
     if status in (ClaimCodeStatus.NOT_FOUND, ClaimCodeStatus.LOCKED):
-        # A code that fails against the card named earlier in the chat counts against that card.
-        record_failure(tracker, "claim_code", customer, _serial_card(tracker))
+        # A wrong code tried against the card named earlier in the chat counts toward that
+        # card's lock: guessing a known card's code is the attack a lock stops.
+        record_failure(tracker, "claim_code", customer, named_card(tracker), may_lock=True)
     return status
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
 
 from rasa_sdk import Tracker
 
 from bot.settings import get_settings
 from bot.tokens import verify_customer_token
+from bot.wallet import codes
 from bot.wallet.repository import CustomerView, WalletRepository
 
 # Intents whose message must never be read as a form answer (digressions and exits).
@@ -37,13 +37,29 @@ def repository() -> WalletRepository:
 def signed_in_customer(tracker: Tracker) -> CustomerView | None:
     """The customer whose store-signed token came with the latest message, if any.
 
-    Only a valid ``customer_token`` counts; a customer id in plain metadata is ignored.
+    Only a valid ``customer_token`` counts; a customer id in plain metadata is ignored. A
+    conversation belongs to the customer who first signed in to it: another customer's token
+    in it counts as no token at all (whoever knows a conversation's id must not be able to
+    finish it as themselves, e.g. answer "yes" to "apply it to your balance?").
     """
-    metadata: dict[str, Any] = tracker.latest_message.get("metadata") or {}
-    customer_id = verify_customer_token(metadata.get("customer_token"), get_settings().token_secret)
-    if customer_id is None:
+    metadata = tracker.latest_message.get("metadata") or {}
+    token = metadata.get("customer_token") if isinstance(metadata, dict) else None
+    customer_id = verify_customer_token(token, get_settings().token_secret)
+    customer = repository().get_customer(customer_id) if customer_id is not None else None
+    if customer is None:
         return None
-    return repository().get_customer(customer_id)
+    if repository().claim_conversation(tracker.sender_id, customer.id) != customer.id:
+        return None
+    return customer
+
+
+def slot_text(tracker: Tracker, slot: str) -> str | None:
+    """A text slot's value, opened if the tracker store sealed it at rest (the claim code and
+    the free-text answers: see bot/tracker_store.py)."""
+    value = tracker.get_slot(slot)
+    if not isinstance(value, str) or not value:
+        return None
+    return codes.unseal_claim_code(value, get_settings().sealing_key)
 
 
 def latest_entity(tracker: Tracker, entity: str) -> str | None:

@@ -16,18 +16,20 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.context import actor, repository
+from actions.context import actor, repository, slot_text
 from actions.forms import CardFormValidation, reset_journey
 from actions.handoff import offer_human
 from actions.verification import (
+    closed_to_strangers,
     delivery_matches,
     normalise_name,
     record_failure,
+    record_proof,
     start_card_check,
 )
 from bot.wallet import codes
 from bot.wallet.models import CardState
-from bot.wallet.repository import CardView
+from bot.wallet.repository import CardView, VerificationMethod
 
 MAX_NAME_LENGTH = 200
 
@@ -84,23 +86,24 @@ class ValidateDamagedCardForm(CardFormValidation):
 def _all_details_match(tracker: Tracker, card: CardView) -> bool:
     return (
         not card.locked
+        and not closed_to_strangers(tracker, card)
         and tracker.get_slot("order_number") == card.order_number
-        and normalise_name(tracker.get_slot("purchaser_name") or "")
+        and normalise_name(slot_text(tracker, "purchaser_name") or "")
         == normalise_name(card.purchaser_name)
-        and normalise_name(tracker.get_slot("recipient_name") or "")
+        and normalise_name(slot_text(tracker, "recipient_name") or "")
         == normalise_name(card.recipient_name)
-        and delivery_matches(tracker.get_slot("delivery_contact") or "", card)
+        and delivery_matches(slot_text(tracker, "delivery_contact") or "", card)
     )
 
 
 def _masked_details(tracker: Tracker) -> dict[str, Any]:
     serial = tracker.get_slot("serial_number")
-    contact = tracker.get_slot("delivery_contact") or ""
+    contact = slot_text(tracker, "delivery_contact") or ""
     return {
         "serial": codes.mask_serial(serial) if serial else None,
         "order_number": tracker.get_slot("order_number"),
-        "purchaser_name": tracker.get_slot("purchaser_name"),
-        "recipient_name": tracker.get_slot("recipient_name"),
+        "purchaser_name": codes.mask_claim_codes(slot_text(tracker, "purchaser_name") or ""),
+        "recipient_name": codes.mask_claim_codes(slot_text(tracker, "recipient_name") or ""),
         "delivery": codes.mask_email(contact) if "@" in contact else "shipping address given",
     }
 
@@ -126,15 +129,8 @@ class ActionReplaceDamagedCard(Action):
                 dispatcher.utter_message(
                     response="utter_code_replaced", email=codes.mask_email(replacement.sent_to)
                 )
-                verification = {
-                    "card": card.masked_serial,
-                    "card_id": card.id,
-                    "by": "order details",
-                }
-                return [
-                    *events,
-                    SlotSet("verification", verification),
-                ]
+                record_proof(tracker, card, VerificationMethod.ORDER_DETAILS, customer)
+                return events
             # Verified, but there is no code to replace: say why and let a person help.
             reference = repository().open_case(
                 kind=f"damaged_card_{card.state.value}",

@@ -27,11 +27,13 @@ def offer_human(dispatcher: CollectingDispatcher, reason: str) -> list[dict[str,
 
 
 def handoff_context(tracker: Tracker) -> dict[str, Any]:
-    """What the agent should see: masked, never a claim code."""
+    """What the agent should see: masked, never a claim code. What was verified comes from
+    the wallet store's record (written when the action verified), never from a slot."""
     serial = tracker.get_slot("serial_number")
+    proof = repository().latest_verification(tracker.sender_id)
     return {
-        "serial": codes.mask_serial(serial) if serial else None,
-        "verification": tracker.get_slot("verification"),
+        "serial": codes.mask_serial(serial) if isinstance(serial, str) and serial else None,
+        "verification": proof.summary if proof else None,
         "case_reference": tracker.get_slot("case_reference"),
         "last_intent": (tracker.latest_message.get("intent") or {}).get("name"),
     }

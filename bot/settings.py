@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -22,6 +23,8 @@ _GENERATED_SECRETS = {
     "GIFTBOT_SEALING_KEY": lambda: _fernet_key(),
     "GIFTBOT_RASA_API_TOKEN": lambda: secrets.token_urlsafe(32),
     "GIFTBOT_SESSION_KEY": lambda: _fernet_key(),
+    "GIFTBOT_ACTION_SERVER_SECRET": lambda: secrets.token_urlsafe(32),
+    "GIFTBOT_SOCKET_SESSION_KEY": lambda: secrets.token_hex(32),
 }
 
 
@@ -49,6 +52,13 @@ class Settings:
     max_failures_per_customer: int
     max_failures_per_card: int
     failure_window_hours: int
+    enumeration_alarm_per_minute: int
+    """Failed card lookups a minute, across all conversations, that log an enumeration alarm."""
+    action_server_secret: str
+    """Shared secret Rasa sends the action server (``X-Giftbot-Action-Secret``); it refuses
+    every request without it."""
+    actions_host: str
+    """The address the action server listens on (loopback unless configured)."""
     web_host: str
     """The address the web server (demo page, widget, console) listens on: loopback by default."""
     web_port: int
@@ -180,6 +190,9 @@ def get_settings() -> Settings:
         max_failures_per_customer=_int_env("GIFTBOT_MAX_FAILURES_PER_CUSTOMER", 5),
         max_failures_per_card=_int_env("GIFTBOT_MAX_FAILURES_PER_CARD", 5),
         failure_window_hours=_int_env("GIFTBOT_FAILURE_WINDOW_HOURS", 24),
+        enumeration_alarm_per_minute=_int_env("GIFTBOT_ENUMERATION_ALARM_PER_MINUTE", 30),
+        action_server_secret=secret_values["GIFTBOT_ACTION_SERVER_SECRET"],
+        actions_host=os.environ.get("GIFTBOT_ACTIONS_HOST") or "127.0.0.1",
         web_host=os.environ.get("GIFTBOT_WEB_HOST") or "127.0.0.1",
         web_port=_port_env("GIFTBOT_WEB_PORT", 8080),
         public_web_url=_url_env(
@@ -204,4 +217,226 @@ def get_settings() -> Settings:
         broker_exchange=os.environ.get("GIFTBOT_BROKER_EXCHANGE") or "giftbot-events",
         rasa_instances=_int_env("GIFTBOT_RASA_INSTANCES", 2),
         action_instances=_int_env("GIFTBOT_ACTION_INSTANCES", 2),
+    )
+
+
+# ------------------------------------------------------------------------ messaging channels
+# Each platform's channel is on only when all of its settings are present (bot/channels/).
+
+
+@dataclass(frozen=True)
+class SlackSettings:
+    bot_token: str
+    signing_secret: str
+    api_url: str
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    bot_token: str
+    bot_name: str
+    secret_token: str
+    """Telegram sends it back in ``X-Telegram-Bot-Api-Secret-Token`` (set by setWebhook)."""
+    api_url: str
+
+
+@dataclass(frozen=True)
+class FacebookSettings:
+    page_access_token: str
+    app_secret: str
+    verify_token: str
+    api_url: str
+
+
+@dataclass(frozen=True)
+class TwilioSettings:
+    account_sid: str
+    auth_token: str
+    sms_number: str | None
+    whatsapp_number: str | None
+    public_url: str
+    """This server as Twilio reaches it: Twilio signs the full webhook URL."""
+    api_url: str
+
+
+@dataclass(frozen=True)
+class BotFrameworkSettings:
+    app_id: str
+    app_password: str
+    tenant_id: str
+    api_url: str | None
+    """Stand-in for login.botframework.com (OpenID, JWKS) and login.microsoftonline.com."""
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    slack: SlackSettings | None
+    telegram: TelegramSettings | None
+    facebook: FacebookSettings | None
+    twilio: TwilioSettings | None
+    botframework: BotFrameworkSettings | None
+    account_link_url: str
+    """The store's sign-in page that links a platform user to a customer (demo: bot/web)."""
+    account_link_minutes: int
+    public_url: str | None
+    """This server as the platforms reach it (Twilio's signed URL, Telegram's webhook)."""
+
+
+def _platform(env: Mapping[str, str], platform: str, *required: str) -> dict[str, str] | None:
+    """The platform's required settings, None when none is set; some but not all is an error."""
+    values = {name: (env.get(name) or "").strip() for name in required}
+    missing = [name for name, value in values.items() if not value]
+    if len(missing) == len(required):
+        return None
+    if missing:
+        raise SystemExit(f"the {platform} channel needs {', '.join(missing)} as well")
+    return values
+
+
+def read_channel_settings(env: Mapping[str, str]) -> ChannelSettings:
+    """The channel settings of ``env`` (a mapping, so a test can read another process's)."""
+
+    def url(name: str, default: str) -> str:
+        return (env.get(name) or default).rstrip("/")
+
+    slack = _platform(env, "Slack", "GIFTBOT_SLACK_BOT_TOKEN", "GIFTBOT_SLACK_SIGNING_SECRET")
+    telegram = _platform(
+        env,
+        "Telegram",
+        "GIFTBOT_TELEGRAM_BOT_TOKEN",
+        "GIFTBOT_TELEGRAM_BOT_NAME",
+        "GIFTBOT_TELEGRAM_SECRET_TOKEN",
+    )
+    facebook = _platform(
+        env,
+        "Messenger",
+        "GIFTBOT_FACEBOOK_PAGE_ACCESS_TOKEN",
+        "GIFTBOT_FACEBOOK_APP_SECRET",
+        "GIFTBOT_FACEBOOK_VERIFY_TOKEN",
+    )
+    twilio = _platform(
+        env,
+        "Twilio",
+        "GIFTBOT_TWILIO_ACCOUNT_SID",
+        "GIFTBOT_TWILIO_AUTH_TOKEN",
+        "GIFTBOT_PUBLIC_URL",
+    )
+    sms_number = env.get("GIFTBOT_TWILIO_NUMBER") or None
+    whatsapp_number = env.get("GIFTBOT_TWILIO_WHATSAPP_NUMBER") or None
+    if twilio and not (sms_number or whatsapp_number):
+        raise SystemExit(
+            "the Twilio channel needs GIFTBOT_TWILIO_NUMBER or GIFTBOT_TWILIO_WHATSAPP_NUMBER"
+        )
+    botframework = _platform(
+        env,
+        "Bot Framework",
+        "GIFTBOT_BOTFRAMEWORK_APP_ID",
+        "GIFTBOT_BOTFRAMEWORK_APP_PASSWORD",
+        "GIFTBOT_BOTFRAMEWORK_TENANT_ID",
+    )
+    web_port = _port_env("GIFTBOT_WEB_PORT", 8080)
+    minutes = env.get("GIFTBOT_ACCOUNT_LINK_MINUTES") or "10"
+    if not minutes.isdigit() or int(minutes) < 1:
+        raise SystemExit(f"GIFTBOT_ACCOUNT_LINK_MINUTES must be a whole number, got {minutes!r}")
+    return ChannelSettings(
+        slack=(
+            SlackSettings(
+                bot_token=slack["GIFTBOT_SLACK_BOT_TOKEN"],
+                signing_secret=slack["GIFTBOT_SLACK_SIGNING_SECRET"],
+                api_url=url("GIFTBOT_SLACK_API_URL", "https://slack.com/api"),
+            )
+            if slack
+            else None
+        ),
+        telegram=(
+            TelegramSettings(
+                bot_token=telegram["GIFTBOT_TELEGRAM_BOT_TOKEN"],
+                bot_name=telegram["GIFTBOT_TELEGRAM_BOT_NAME"],
+                secret_token=telegram["GIFTBOT_TELEGRAM_SECRET_TOKEN"],
+                api_url=url("GIFTBOT_TELEGRAM_API_URL", "https://api.telegram.org"),
+            )
+            if telegram
+            else None
+        ),
+        facebook=(
+            FacebookSettings(
+                page_access_token=facebook["GIFTBOT_FACEBOOK_PAGE_ACCESS_TOKEN"],
+                app_secret=facebook["GIFTBOT_FACEBOOK_APP_SECRET"],
+                verify_token=facebook["GIFTBOT_FACEBOOK_VERIFY_TOKEN"],
+                api_url=url("GIFTBOT_FACEBOOK_API_URL", "https://graph.facebook.com/v18.0"),
+            )
+            if facebook
+            else None
+        ),
+        twilio=(
+            TwilioSettings(
+                account_sid=twilio["GIFTBOT_TWILIO_ACCOUNT_SID"],
+                auth_token=twilio["GIFTBOT_TWILIO_AUTH_TOKEN"],
+                sms_number=sms_number,
+                whatsapp_number=whatsapp_number,
+                public_url=twilio["GIFTBOT_PUBLIC_URL"].rstrip("/"),
+                api_url=url("GIFTBOT_TWILIO_API_URL", "https://api.twilio.com"),
+            )
+            if twilio
+            else None
+        ),
+        botframework=(
+            BotFrameworkSettings(
+                app_id=botframework["GIFTBOT_BOTFRAMEWORK_APP_ID"],
+                app_password=botframework["GIFTBOT_BOTFRAMEWORK_APP_PASSWORD"],
+                tenant_id=botframework["GIFTBOT_BOTFRAMEWORK_TENANT_ID"],
+                api_url=(env.get("GIFTBOT_BOTFRAMEWORK_API_URL") or "").rstrip("/") or None,
+            )
+            if botframework
+            else None
+        ),
+        account_link_url=url("GIFTBOT_ACCOUNT_LINK_URL", f"http://localhost:{web_port}/link"),
+        account_link_minutes=int(minutes),
+        public_url=(env.get("GIFTBOT_PUBLIC_URL") or "").rstrip("/") or None,
+    )
+
+
+@lru_cache(maxsize=1)
+def get_channel_settings() -> ChannelSettings:
+    get_settings()  # reads the project's .env file into the environment first
+    return read_channel_settings(os.environ)
+
+
+# ------------------------------------------------------------------------------------ edge
+# What every way in (REST, socket.io, the web server's public routes) enforces per client.
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    max_message_chars: int
+    """Longest message the assistant reads (NLU memory grows with the square of the words)."""
+    rate_limit_messages: int
+    """Messages per client address per minute (REST, socket.io, and /api/mask separately)."""
+    rate_limit_connects: int
+    """socket.io connections per client address per minute."""
+    rate_limit_sign_ins: int
+    """Sign-in attempts (demo and agent console) per client address per minute."""
+    trusted_proxy_header: str | None
+    """Header our own proxy puts the client address in; None: the socket's peer address."""
+    rate_limit_redis_url: str | None
+    """Redis that keeps the counts, shared by every process; None: each process counts alone."""
+    socketio_redis_url: str | None
+    """Redis through which socket.io rooms are shared between Rasa processes; None: one process."""
+    socket_session_key: bytes
+    """HMAC key that binds a socket.io conversation to the secret its first client holds."""
+
+
+@lru_cache(maxsize=1)
+def get_edge_settings() -> EdgeSettings:
+    settings = get_settings()  # reads the project's .env file into the environment first
+    secret = _load_or_create_secrets(settings.var_dir)["GIFTBOT_SOCKET_SESSION_KEY"]
+    return EdgeSettings(
+        max_message_chars=_int_env("GIFTBOT_MAX_MESSAGE_CHARS", 2_000),
+        rate_limit_messages=_int_env("GIFTBOT_RATE_LIMIT_MESSAGES", 30),
+        rate_limit_connects=_int_env("GIFTBOT_RATE_LIMIT_CONNECTS", 20),
+        rate_limit_sign_ins=_int_env("GIFTBOT_RATE_LIMIT_SIGN_INS", 10),
+        trusted_proxy_header=os.environ.get("GIFTBOT_TRUSTED_PROXY_HEADER", "").strip() or None,
+        rate_limit_redis_url=os.environ.get("GIFTBOT_RATE_LIMIT_REDIS_URL") or None,
+        socketio_redis_url=os.environ.get("GIFTBOT_SOCKETIO_REDIS_URL") or None,
+        socket_session_key=secret.encode(),
     )

@@ -32,7 +32,11 @@ class CodeFormatError(ValueError):
         self.hint = hint
 
 
-def _compact(text: str) -> str:
+def _compact(text: object) -> str:
+    """``text`` without separators. A value that is not text at all (a slot filled by a typed
+    ``/intent{"serial_number": {...}}``) reads as empty, so it gets the "please type" hint."""
+    if not isinstance(text, str):
+        return ""
     return _SEPARATORS.sub("", text.strip())
 
 
@@ -157,17 +161,79 @@ def unseal_claim_code(value: str, key: str) -> str:
 
 
 def mask_claim_codes(text: str, *, serials: bool = False) -> str:
-    """``text`` with every claim code in it replaced, for transcripts and stored messages;
-    with ``serials``, serial numbers cut to their last 4 digits too (for people's eyes)."""
-    for found in reversed(find_codes(text)):
-        if found.label == "claim_code":
-            replacement = MASKED_CLAIM_CODE
-        elif found.label == "serial_number" and serials:
-            replacement = mask_serial(found.value)
-        else:
-            continue
-        text = text[: found.start] + replacement + text[found.end :]
+    """``text`` with everything that could be a claim code hidden, for stored messages,
+    transcripts and the widget's history; with ``serials``, serial numbers cut to their last 4
+    digits too (for people's eyes).
+
+    This reads more widely than the NLU (:func:`find_codes`): every stretch that
+    :func:`parse_claim_code` would accept is hidden, in any spelling ("fvxm 5454ug e7m4",
+    "FVXM - 5454UG - E7M4"), even when it is ordinary words that happen to add up to 14 or 15
+    letters and digits ("have 2 cards worth"). A transcript may lose a few words; it never
+    keeps a code.
+    """
+    numbers = _find_numbers(text)
+    replacements = [(start, end, MASKED_CLAIM_CODE) for start, end in claim_code_spans(text)]
+    if serials:
+        replacements += [
+            (f.start, f.end, mask_serial(f.value)) for f in numbers if f.label == "serial_number"
+        ]
+    for start, end, replacement in sorted(replacements, reverse=True):
+        text = text[:start] + replacement + text[end:]
     return text
+
+
+def claim_code_spans(text: str) -> list[tuple[int, int]]:
+    """Every stretch of ``text`` that :func:`parse_claim_code` accepts, merged where they
+    overlap; serial and order numbers are left alone (they are not secrets)."""
+    numbers = _find_numbers(text)
+    spans: list[tuple[int, int]] = []
+    for chain in _token_chains(text, numbers):
+        for first in range(len(chain)):
+            length = 0
+            for last in range(first, len(chain)):
+                length += chain[last].end() - chain[last].start()
+                if length > max(CLAIM_CODE_LENGTHS):
+                    break
+                if length in CLAIM_CODE_LENGTHS and _parses(
+                    text[chain[first].start() : chain[last].end()]
+                ):
+                    spans.append((chain[first].start(), chain[last].end()))
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+_ALNUM_RUN = re.compile(r"[A-Za-z0-9]+")
+
+
+def _token_chains(text: str, numbers: list[Found]) -> list[list[re.Match[str]]]:
+    """Runs of ASCII letters and digits joined only by separators (what ``_compact`` drops),
+    outside the given serial and order numbers."""
+    chains: list[list[re.Match[str]]] = []
+    previous_end = -1
+    for token in _ALNUM_RUN.finditer(text):
+        if any(f.start < token.end() and token.start() < f.end for f in numbers):
+            previous_end = -1
+            continue
+        joined = previous_end >= 0 and _SEPARATORS.fullmatch(text[previous_end : token.start()])
+        if joined:
+            chains[-1].append(token)
+        else:
+            chains.append([token])
+        previous_end = token.end()
+    return chains
+
+
+def _parses(candidate: str) -> bool:
+    try:
+        parse_claim_code(candidate)
+    except CodeFormatError:
+        return False
+    return True
 
 
 # ----------------------------------------------------------------------------- order numbers
@@ -228,18 +294,11 @@ class Found:
 
 def find_codes(text: str) -> list[Found]:
     """Every serial number, order number and claim code in free text, in order, no overlaps."""
-    found: list[Found] = []
+    found = _find_numbers(text)
 
     def free(start: int, end: int) -> bool:
         return all(end <= f.start or start >= f.end for f in found)
 
-    for label, pattern, parse in (
-        ("serial_number", SERIAL_PATTERN, parse_serial),
-        ("order_number", ORDER_NUMBER_PATTERN, parse_order_number),
-    ):
-        for match in pattern.finditer(text):
-            if free(match.start(), match.end()):
-                found.append(Found(label, match.start(), match.end(), parse(match.group())))
     tokens = [m for m in _TOKEN.finditer(text) if free(m.start(), m.end())]
     candidates = [_claim_code_at(text, tokens, i) for i in range(len(tokens))]
     index = 0
@@ -262,6 +321,19 @@ def find_codes(text: str) -> list[Found]:
         found.append(candidate[0])
         index = candidate[1]
     return sorted(found, key=lambda f: f.start)
+
+
+def _find_numbers(text: str) -> list[Found]:
+    """The serial and order numbers in ``text`` (a serial wins where they overlap)."""
+    found: list[Found] = []
+    for label, pattern, parse in (
+        ("serial_number", SERIAL_PATTERN, parse_serial),
+        ("order_number", ORDER_NUMBER_PATTERN, parse_order_number),
+    ):
+        for match in pattern.finditer(text):
+            if all(match.end() <= f.start or match.start() >= f.end for f in found):
+                found.append(Found(label, match.start(), match.end(), parse(match.group())))
+    return found
 
 
 def _claim_code_at(text: str, tokens: list[re.Match[str]], first: int) -> tuple[Found, int] | None:

@@ -156,7 +156,6 @@ class VerificationMethod(str, enum.Enum):
     SIGNED_IN_OWNER = "signed_in_owner"  # the signed-in purchaser or recipient of its order
     ORDER_NUMBER = "order_number"  # gave the matching order number (balance check)
     ORDER_DETAILS = "order_details"  # all five damaged-card details matched
-    CLAIM_CODE = "claim_code"  # a signed-in shopper holds its redeemable claim code
 
 
 class Verification(Base):
@@ -169,7 +168,7 @@ class Verification(Base):
     __tablename__ = "verifications"
     __table_args__ = (
         CheckConstraint(
-            "method IN ('signed_in_owner', 'order_number', 'order_details', 'claim_code')",
+            "method IN ('signed_in_owner', 'order_number', 'order_details')",
             name="method",
         ),
     )
@@ -292,7 +291,7 @@ class ChannelDelivery(Base):
     """A platform message id already taken in: redeliveries and retries are processed once."""
 
     __tablename__ = "channel_deliveries"
-    __table_args__ = (UniqueConstraint("channel", "message_id", name="channel_message"),)
+    __table_args__ = (UniqueConstraint("channel", "message_id"),)
     id = Column(Integer, primary_key=True)
     channel = Column(String(40), nullable=False)
     message_id = Column(String(255), nullable=False)

@@ -526,12 +526,8 @@ def _masked_value(value: Any) -> Any:
 
 
 def _verification_text(verification: Any) -> str:
-    if isinstance(verification, dict) and verification.get("card"):
-        by = verification.get("by")
-        return mask(f"card {verification['card']} verified" + (f" by {by}" if by else ""))
-    if verification:
-        return mask(str(verification))
-    return "not verified"
+    """The context's summary of what the action server recorded (``VerificationView``)."""
+    return mask(verification) if isinstance(verification, str) and verification else "not verified"
 
 
 def _handoff_json(handoff: HandoffView) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.damaged_card import ActionReplaceDamagedCard, ValidateDamagedCardForm
@@ -18,6 +20,9 @@ def _details(card, purchaser_name, **overrides):
     }
     details.update(overrides)
     return details
+
+
+DAY = timedelta(days=1)
 
 
 async def test_full_match_replaces_the_code_and_emails_it(conversation, wallet):
@@ -68,7 +73,12 @@ async def test_a_mismatch_opens_a_masked_case_and_offers_a_person(conversation, 
     assert case["details"]["serial"] == "••••" + card.serial[-4:]
     assert card.serial not in repr(case)
     assert case["details"]["delivery"] == "z••@example.com"
-    assert wallet.find_card_by_serial(card.serial).failed_attempts == 1
+    found = wallet.find_card_by_serial(card.serial)
+    counts = wallet.failure_counts(
+        conversation_id=conversation.sender_id, customer_id=None, card_id=found.id, window=DAY
+    )
+    assert (counts.conversation, counts.card) == (1, 1)
+    assert found.failed_attempts == 0, "a failed verification never counts toward the lock"
 
 
 async def test_unknown_serial_gets_the_same_answer_as_a_mismatch(domain, wallet):

@@ -6,7 +6,6 @@ from typing import Any
 
 # Slots the action server sets as the outcome of its checks, or to steer the conversation.
 ACTION_OWNED = {
-    "verification",
     "failed_slot_attempts",
     "gave_up",
     "handoff_offered",

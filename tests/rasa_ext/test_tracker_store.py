@@ -13,11 +13,11 @@ CODE = "AQ4T-B7XWZC-9M2P"
 
 def _user_event() -> UserUttered:
     return UserUttered(
-        f"my code {CODE} is broken",
+        f"Ann: {CODE} is broken",
         intent={"name": "inform", "confidence": 0.9},
         entities=[
-            {"entity": "claim_code", "value": CODE, "start": 8, "end": 24},
-            {"entity": "person", "value": "Ann"},
+            {"entity": "claim_code", "value": CODE, "start": 5, "end": 21},
+            {"entity": "person", "value": "Ann", "start": 0, "end": 3},
         ],
         parse_data={"intent_ranking": [{"name": "inform", "confidence": 0.9}]},
         metadata={"customer_token": "eyJ.secret", "locale": "en"},
@@ -29,7 +29,7 @@ def test_user_text_entities_and_token_are_redacted_in_a_copy() -> None:
     stored = redact(event)
     as_stored = repr(stored.as_dict())
     assert "B7XWZC" not in as_stored and "eyJ.secret" not in as_stored
-    assert stored.text == f"my code {codes.MASKED_CLAIM_CODE} is broken"
+    assert stored.text == f"Ann: {codes.MASKED_CLAIM_CODE} is broken"
     assert stored.entities[0]["value"] == codes.MASKED_CLAIM_CODE
     assert stored.entities[1]["value"] == "Ann"
     assert stored.as_dict()["metadata"] == {"customer_token": REDACTED, "locale": "en"}

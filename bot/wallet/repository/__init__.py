@@ -9,6 +9,7 @@ from __future__ import annotations
 from bot.wallet.repository.agent_accounts import AgentsRepository
 from bot.wallet.repository.base import ConflictError, WalletError
 from bot.wallet.repository.cards import CardsRepository
+from bot.wallet.repository.conversations import ConversationsRepository
 from bot.wallet.repository.handoffs import HandoffsRepository
 from bot.wallet.repository.views import (
     AgentView,
@@ -24,10 +25,14 @@ from bot.wallet.repository.views import (
     OutboxView,
     RedeemResult,
     Replacement,
+    VerificationMethod,
+    VerificationView,
 )
 
 
-class WalletRepository(CardsRepository, HandoffsRepository, AgentsRepository):
+class WalletRepository(
+    CardsRepository, ConversationsRepository, HandoffsRepository, AgentsRepository
+):
     """The whole store, one short transaction per call (see the modules for each part)."""
 
     @classmethod
@@ -54,6 +59,8 @@ __all__ = [
     "OutboxView",
     "RedeemResult",
     "Replacement",
+    "VerificationMethod",
+    "VerificationView",
     "WalletError",
     "WalletRepository",
 ]

@@ -335,7 +335,12 @@ class CardsRepository(RepositoryBase):
         card_id: int | None = None,
         lock_card_after: int | None = None,
     ) -> None:
-        """Count a failure; a card is locked once it has ``lock_card_after`` failures."""
+        """Count a failure against the conversation, customer and card.
+
+        With ``lock_card_after`` the failure also counts toward the card's lock (its
+        ``failed_attempts``), which closes at that many: only failures that may lock a card
+        (wrong claim codes) pass it, so that failed verifications by strangers never do.
+        """
         with self._transaction() as s:
             s.add(
                 FailedAttempt(
@@ -345,7 +350,7 @@ class CardsRepository(RepositoryBase):
                     gift_card_id=card_id,
                 )
             )
-            if card_id is None:
+            if card_id is None or lock_card_after is None:
                 return
             s.execute(
                 update(GiftCard)
@@ -353,19 +358,18 @@ class CardsRepository(RepositoryBase):
                 .values(failed_attempts=GiftCard.failed_attempts + 1)
                 .execution_options(synchronize_session=False)
             )
-            if lock_card_after is not None:
-                locked = s.execute(
-                    update(GiftCard)
-                    .where(
-                        GiftCard.id == card_id,
-                        GiftCard.failed_attempts >= lock_card_after,
-                        GiftCard.locked_at.is_(None),
-                    )
-                    .values(locked_at=utcnow())
-                    .execution_options(synchronize_session=False)
-                ).rowcount
-                if locked:
-                    _audit(s, "bot", "card.locked", str(card_id), {"reason": kind})
+            locked = s.execute(
+                update(GiftCard)
+                .where(
+                    GiftCard.id == card_id,
+                    GiftCard.failed_attempts >= lock_card_after,
+                    GiftCard.locked_at.is_(None),
+                )
+                .values(locked_at=utcnow())
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if locked:
+                _audit(s, "bot", "card.locked", str(card_id), {"reason": kind})
 
     def failure_counts(
         self,

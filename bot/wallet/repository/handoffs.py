@@ -10,7 +10,6 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.wallet.models import (
-    GiftCard,
     HandoffNote,
     HandoffRequest,
     HandoffStatus,
@@ -24,8 +23,6 @@ from bot.wallet.repository.base import (
     WalletError,
     _actor,
     _audit,
-    _card_query,
-    _card_view,
     _case_view,
     _enabled_agent,
     _handoff_conflict,
@@ -36,7 +33,6 @@ from bot.wallet.repository.base import (
     _note_view,
 )
 from bot.wallet.repository.views import (
-    CardView,
     CaseView,
     HandoffView,
     NoteView,
@@ -230,17 +226,6 @@ class HandoffsRepository(RepositoryBase):
                 )
             ).scalar_one()
             return int(ahead) + 1
-
-    def handoff_verified_card(self, request_id: int) -> CardView | None:
-        """The card the shopper proved theirs before this handoff (the assistant's context)."""
-        with self._transaction() as s:
-            request = s.get(HandoffRequest, request_id)
-            verification = (request.context or {}).get("verification") if request else None
-            card_id = verification.get("card_id") if isinstance(verification, dict) else None
-            if not isinstance(card_id, int):
-                return None
-            card = s.execute(_card_query().where(GiftCard.id == card_id)).scalar_one_or_none()
-            return _card_view(card) if card else None
 
     def take_handoff(self, request_id: int, agent_username: str) -> HandoffView:
         """Give a waiting conversation to an agent: of agents racing, exactly one gets it."""

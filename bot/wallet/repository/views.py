@@ -11,6 +11,7 @@ from bot.wallet import agents, codes
 from bot.wallet.models import (
     CardState,
     HandoffStatus,
+    VerificationMethod,
     utcnow,
 )
 
@@ -184,3 +185,26 @@ class CaseView:
     closed_at: datetime | None
     closed_by: str | None
     resolution: str | None
+
+
+@dataclass(frozen=True)
+class VerificationView:
+    """A proof the action server recorded: which card, how, for whom, in which conversation."""
+
+    card: CardView
+    method: VerificationMethod
+    customer_id: int | None
+    conversation_id: str
+    created_at: datetime
+
+    @property
+    def summary(self) -> str:
+        """How the console and a handoff's context describe it (serial masked)."""
+        return f"card {self.card.masked_serial} verified by {METHOD_LABELS[self.method]}"
+
+
+METHOD_LABELS = {
+    VerificationMethod.SIGNED_IN_OWNER: "signed-in owner",
+    VerificationMethod.ORDER_NUMBER: "order number",
+    VerificationMethod.ORDER_DETAILS: "order details",
+}

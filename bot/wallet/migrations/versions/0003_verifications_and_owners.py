@@ -29,7 +29,7 @@ def upgrade() -> None:
         sa.Column("method", sa.String(length=20), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
-            "method IN ('signed_in_owner', 'order_number', 'order_details', 'claim_code')",
+            "method IN ('signed_in_owner', 'order_number', 'order_details')",
             name=op.f("ck_verifications_method"),
         ),
         sa.ForeignKeyConstraint(
@@ -42,9 +42,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_verifications")),
     )
-    op.create_index(
-        op.f("ix_verifications_conversation_id"), "verifications", ["conversation_id"]
-    )
+    op.create_index(op.f("ix_verifications_conversation_id"), "verifications", ["conversation_id"])
     op.create_index(op.f("ix_verifications_gift_card_id"), "verifications", ["gift_card_id"])
     op.create_table(
         "conversation_owners",
