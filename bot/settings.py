@@ -45,7 +45,8 @@ class Settings:
     sealing_key: str
     """Fernet key that seals claim codes at rest: in outbox emails and conversation slots."""
     rasa_api_token: str
-    """Rasa's HTTP API is only ever enabled with this token (``--auth-token``)."""
+    """Key of Rasa's HTTP API (``--jwt-secret``): the console signs short-lived HS256 tokens
+    with it and sends them in the Authorization header (``bot.web.rasa_api``)."""
     session_key: str
     """Fernet key of the agent console's encrypted session cookies."""
     max_failures_per_conversation: int

@@ -14,7 +14,14 @@ mkdir -p var/log
 chmod -R go= var
 BIN=.venv/bin
 
-"$BIN/rasa" run actions --actions actions --port "${GIFTBOT_ACTIONS_PORT:-5055}" \
+# The action server answers only Rasa, which sends this secret (endpoints.yml), and listens on
+# GIFTBOT_ACTIONS_HOST (loopback by default): bot/action_server.py.
+GIFTBOT_ACTION_SERVER_SECRET=$("$BIN/python" -c 'from bot.settings import get_settings
+print(get_settings().action_server_secret)')
+export GIFTBOT_ACTION_SERVER_SECRET
+# logging.yml: no shopper's text, slot value or token in any log (bot/log_redaction.py).
+"$BIN/python" -m bot.action_server --port "${GIFTBOT_ACTIONS_PORT:-5055}" \
+  --logging-config-file logging.yml \
   > var/log/actions.log 2>&1 &
 actions_pid=$!
 "$BIN/python" -m bot.web > var/log/web.log 2>&1 &
@@ -41,12 +48,13 @@ MSG
 "$BIN/giftbot" wallet seed --demo
 echo
 echo "  Starting Rasa (about 30 seconds)..."
-# Rasa's HTTP API (the agent console's way in) is enabled only with the generated token.
+# Rasa's HTTP API (the agent console's way in) is enabled only with the generated key: callers
+# send a short-lived token signed with it in the Authorization header (bot/web/rasa_api.py).
 # Rasa listens on GIFTBOT_RASA_HOST (loopback by default) and lets the demo page's origin in.
 read -r api_token rasa_host public_web_url < <("$BIN/python" -c 'from bot.settings import get_settings
 s = get_settings(); print(s.rasa_api_token, s.rasa_host, s.public_web_url)')
 "$BIN/rasa" run --model models/giftbot.tar.gz --port "${GIFTBOT_RASA_PORT:-5005}" \
   --interface "$rasa_host" \
   --credentials credentials.yml --endpoints endpoints.yml --cors "$public_web_url" \
-  --enable-api --auth-token "$api_token" \
+  --enable-api --jwt-secret "$api_token" --jwt-method HS256 --logging-config-file logging.yml \
   2>&1 | tee var/log/rasa.log | grep --line-buffered -E "Rasa server is up|ERROR|Error" || true

@@ -22,6 +22,9 @@ from typing import Any
 import requests
 import yaml
 
+from bot.channels.registry import write_credentials
+from bot.settings import get_settings, read_channel_settings
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 MODEL = ROOT / "models" / "giftbot.tar.gz"
@@ -58,7 +61,8 @@ class Servers:
     rasa_command: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     api_token: str = field(default_factory=lambda: secrets.token_hex(16))
-    """Rasa's HTTP API is on (a test may act as the agent console), never without a token."""
+    """Rasa's HTTP API is on (a test may act as the agent console), as ``make run`` has it:
+    keyed with this (``--jwt-secret``), credentials in the header only (``api_headers``)."""
 
     @classmethod
     def start(
@@ -71,7 +75,17 @@ class Servers:
             raise RuntimeError(
                 f"no trained model at {MODEL}: run `make test`, which trains it first"
             )
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(extra_env or {})}
+        env = {
+            **os.environ,
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            # The whole suite talks to one server from 127.0.0.1: far above a shopper's pace
+            # (tests/security/ starts its own servers with the real limits).
+            "GIFTBOT_RATE_LIMIT_MESSAGES": "100000",
+            "GIFTBOT_RATE_LIMIT_CONNECTS": "100000",
+            # Rasa sends it to the action server (endpoints.yml), which refuses calls without it.
+            "GIFTBOT_ACTION_SERVER_SECRET": get_settings().action_server_secret,
+            **(extra_env or {}),
+        }
         logs = var_dir / "log"
         logs.mkdir(parents=True, exist_ok=True)
         rasa_port, actions_port = free_port(), free_port()
@@ -81,16 +95,19 @@ class Servers:
         config["action_endpoint"]["url"] = f"http://127.0.0.1:{actions_port}/webhook"
         config["tracker_store"]["db"] = str(var_dir / "tracker.db")
         endpoints.write_text(yaml.safe_dump(config))
+        # The project's channels plus each messaging platform whose settings are in ``env``.
+        credentials = var_dir / "credentials.yml"
+        write_credentials(credentials, read_channel_settings(env))
         servers = cls(f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{actions_port}", var_dir)
         commands = {
             "actions": [
-                str(BIN / "rasa"),
-                "run",
-                "actions",
-                "--actions",
-                "actions",
+                str(BIN / "python"),
+                "-m",
+                "bot.action_server",
                 "--port",
                 str(actions_port),
+                "--logging-config-file",
+                str(ROOT / "logging.yml"),
             ],
             "rasa": [
                 str(BIN / "rasa"),
@@ -100,12 +117,17 @@ class Servers:
                 "--port",
                 str(rasa_port),
                 "--credentials",
-                str(ROOT / "credentials.yml"),
+                str(credentials),
                 "--endpoints",
                 str(endpoints),
                 "--enable-api",
-                "--auth-token",
+                "--jwt-secret",
                 servers.api_token,
+                "--jwt-method",
+                "HS256",
+                # No shopper's text, slot value or token in any log (bot/log_redaction.py).
+                "--logging-config-file",
+                str(ROOT / "logging.yml"),
                 *rasa_args,
             ],
         }
@@ -158,6 +180,12 @@ class Servers:
 
     def chat(self, token: str | None = None) -> Chat:
         return Chat(self.rasa_url, f"test-{uuid.uuid4().hex[:12]}", token)
+
+    def api_headers(self) -> dict[str, str]:
+        """What a call to Rasa's HTTP API carries: the console's kind of short-lived token."""
+        from bot.web.rasa_api import api_token
+
+        return {"Authorization": f"Bearer {api_token(self.api_token)}"}
 
 
 @dataclass
