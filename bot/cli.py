@@ -116,6 +116,22 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("username")
         command.set_defaults(handler=handler)
 
+    channels = groups.add_parser(
+        "channels", parents=[common], help="the messaging channels that are on"
+    )
+    channels.set_defaults(handler=_list_channels)
+    channel_commands = channels.add_subparsers(dest="command")
+    write = channel_commands.add_parser(
+        "credentials", parents=[common], help="write Rasa's credentials file for them"
+    )
+    write.add_argument("--output", default=None, help="default: var/credentials.yml")
+    write.set_defaults(handler=_channel_credentials)
+    register = channel_commands.add_parser(
+        "register", parents=[common], help="register the webhooks a platform needs (Telegram)"
+    )
+    register.add_argument("--url", help="this server's public URL (default: GIFTBOT_PUBLIC_URL)")
+    register.set_defaults(handler=_register_channels)
+
     token = groups.add_parser("token", parents=[common], help="mint a customer token")
     token.add_argument("email")
     token.set_defaults(handler=_token)
@@ -286,6 +302,54 @@ def _token(args: argparse.Namespace) -> tuple[Output, str]:
         raise UsageError(f"no customer with the email {args.email}")
     token = mint_customer_token(customer.id, get_settings().token_secret)
     return {"email": customer.email, "customer_id": customer.id, "customer_token": token}, token
+
+
+# -------------------------------------------------------------------------------- channels
+
+
+def _list_channels(_args: argparse.Namespace) -> tuple[Output, str]:
+    from bot.channels import registry
+    from bot.settings import get_channel_settings
+
+    on = registry.enabled(get_channel_settings())
+    lines = [
+        f"{name:<13} {'on' if name in on else 'off (settings not set)'}"
+        for name in registry.CHANNEL_CLASSES
+    ]
+    return {"enabled": on}, "\n".join(lines)
+
+
+def _channel_credentials(args: argparse.Namespace) -> tuple[Output, str]:
+    from pathlib import Path
+
+    from bot.channels import registry
+    from bot.settings import get_channel_settings
+
+    path = Path(args.output) if args.output else get_settings().var_dir / "credentials.yml"
+    on = registry.write_credentials(path, get_channel_settings())
+    return {"path": str(path), "enabled": on}, f"{path}: web channels + {', '.join(on) or 'none'}"
+
+
+def _register_channels(args: argparse.Namespace) -> tuple[Output, str]:
+    import asyncio
+
+    from bot.channels import registry
+    from bot.channels.http import PlatformError
+    from bot.channels.telegram import TelegramApi
+    from bot.settings import get_channel_settings
+
+    settings = get_channel_settings()
+    public_url = args.url or settings.public_url
+    if settings.telegram is None:
+        return {"registered": []}, "Nothing to register: only Telegram needs it, and it is off."
+    if not public_url:
+        raise UsageError("give this server's public URL: --url or GIFTBOT_PUBLIC_URL")
+    url = registry.webhook_url(public_url, "telegram")
+    try:
+        asyncio.run(TelegramApi(settings.telegram).set_webhook(url, settings.telegram.secret_token))
+    except PlatformError as exc:
+        raise UsageError(str(exc)) from exc
+    return {"registered": [{"channel": "telegram", "url": url}]}, f"telegram: webhook {url}"
 
 
 # ---------------------------------------------------------------------------------- agents

@@ -29,8 +29,18 @@ WALLET_TABLES = {
     "handoff_notes",
     "verifications",
     "conversation_owners",
+    "channel_deliveries",
+    "channel_conversations",
+    "channel_links",
+    "channel_bindings",
 }
-TABLES_0002 = WALLET_TABLES - {"verifications", "conversation_owners"}
+CHANNEL_TABLES = {
+    "channel_deliveries",
+    "channel_conversations",
+    "channel_links",
+    "channel_bindings",
+}
+TABLES_0002 = WALLET_TABLES - CHANNEL_TABLES - {"verifications", "conversation_owners"}
 TABLES_0001 = TABLES_0002 - {"agents", "handoff_notes"}
 
 
