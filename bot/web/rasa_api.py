@@ -1,16 +1,31 @@
-"""The console's client of Rasa's HTTP API (``rasa run --enable-api --auth-token ...``).
+"""The console's client of Rasa's HTTP API (``rasa run --enable-api --jwt-secret KEY``).
 
 Reading a conversation is ``GET /conversations/{id}/tracker``; everything the console does to
 a conversation is events appended to its tracker, with their side effects executed so that bot
 events reach the shopper through the channel they last wrote on (the widget's socket.io).
+
+Every call carries a short-lived admin token in the ``Authorization: Bearer`` header, never a
+credential in its URL (URLs end up in access logs and proxies' logs). Rasa 3.6.21's
+``requires_auth`` (rasa/server.py) reads its static ``--auth-token`` only from the ``?token=``
+query parameter; the header is read by its JWT path (sanic-jwt, HS256 with ``--jwt-secret``),
+which accepts a token whose ``user.role`` is ``admin``. So ``make run`` enables the API with
+``--jwt-secret`` alone, keyed with ``GIFTBOT_RASA_API_TOKEN``, and no static token exists.
+
+``python -m bot.web.rasa_api`` prints such a token (valid 5 minutes) for an operator's curl.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import jwt
+
+API_TOKEN_SECONDS = 60
+"""A token lives long enough for one call; each call signs a new one."""
+API_USER = "giftbot-console"
 
 
 class RasaError(Exception):
@@ -22,20 +37,31 @@ def agent_payload(payload: dict[str, Any]) -> dict[str, Any]:
     return {"event": "bot", "text": None, "data": {"custom": {"data": payload}}}
 
 
+def api_token(key: str, seconds: int = API_TOKEN_SECONDS) -> str:
+    """An admin token for Rasa's HTTP API, signed with its ``--jwt-secret`` (HS256)."""
+    now = int(time.time())
+    claims = {"user": {"username": API_USER, "role": "admin"}, "iat": now, "exp": now + seconds}
+    return jwt.encode(claims, key, algorithm="HS256")
+
+
 class RasaApi:
-    def __init__(self, base_url: str, token: str, session: aiohttp.ClientSession) -> None:
+    def __init__(self, base_url: str, key: str, session: aiohttp.ClientSession) -> None:
         self._base = base_url.rstrip("/")
-        self._token = token
+        self._key = key
         self._http = session
 
     def _url(self, conversation_id: str, tail: str) -> str:
         return f"{self._base}/conversations/{quote(conversation_id, safe='')}/{tail}"
 
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {api_token(self._key)}"}
+
     async def tracker(self, conversation_id: str) -> dict[str, Any]:
         try:
             async with self._http.get(
                 self._url(conversation_id, "tracker"),
-                params={"token": self._token, "include_events": "ALL"},
+                params={"include_events": "ALL"},
+                headers=self._auth(),
             ) as response:
                 if response.status != 200:
                     raise RasaError(f"Rasa answered {response.status} for the conversation")
@@ -51,14 +77,17 @@ class RasaApi:
         try:
             async with self._http.post(
                 self._url(conversation_id, "tracker/events"),
-                params={
-                    "token": self._token,
-                    "output_channel": "latest",
-                    "execute_side_effects": "true",
-                },
+                params={"output_channel": "latest", "execute_side_effects": "true"},
+                headers=self._auth(),
                 json=events,
             ) as response:
                 if response.status != 200:
                     raise RasaError(f"Rasa answered {response.status} to the console's events")
         except aiohttp.ClientError as exc:
             raise RasaError(f"the Rasa server is not reachable: {exc}") from exc
+
+
+if __name__ == "__main__":
+    from bot.settings import get_settings
+
+    print(api_token(get_settings().rasa_api_token, seconds=300))

@@ -117,7 +117,7 @@ def test_a_typed_command_cannot_skip_verification(
     # The entity filled the (public) serial, but not the verification the console relies on.
     tracker = requests.get(
         f"{servers.rasa_url}/conversations/{chat.sender}/tracker",
-        params={"token": servers.api_token},
+        headers=servers.api_headers(),
         timeout=30,
     ).json()
     assert tracker["slots"]["serial_number"] == ACTIVE.serial

@@ -157,11 +157,8 @@ def test_an_agent_who_joins_is_shown_with_their_name(page: Page, servers: Server
 
     response = requests.post(
         f"{servers.rasa_url}/conversations/{chat.session_id()}/tracker/events",
-        params={
-            "output_channel": "socketio",
-            "execute_side_effects": "true",
-            "token": servers.api_token,
-        },
+        params={"output_channel": "socketio", "execute_side_effects": "true"},
+        headers=servers.api_headers(),
         json=[
             agent_says({"event": "agent_joined", "agent": {"name": "Sam"}}),
             agent_says({"text": "Hi, I'm **Sam**. How can I help?", "agent": {"name": "Sam"}}),
