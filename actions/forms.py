@@ -93,7 +93,8 @@ class CardFormValidation(FormValidationAction):
         self, slot: str, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> dict[str, Any]:
         try:
-            return {slot: PARSERS[slot](str(value))}
+            # Not str(value): a typed command can send an object, which is no serial either.
+            return {slot: PARSERS[slot](value)}
         except codes.CodeFormatError as error:
             return self.reject(slot, error.hint, dispatcher, tracker)
 

@@ -43,7 +43,7 @@ def _compact(text: object) -> str:
 # ---------------------------------------------------------------------------- serial numbers
 
 
-def parse_serial(text: str) -> str:
+def parse_serial(text: object) -> str:
     """The 19-digit serial in ``text`` (spaces and dashes allowed between digits)."""
     compact = _compact(text)
     if not compact:
@@ -84,7 +84,7 @@ def generate_serial() -> str:
 # ------------------------------------------------------------------------------- claim codes
 
 
-def parse_claim_code(text: str) -> str:
+def parse_claim_code(text: object) -> str:
     """The canonical (upper case, no separators) claim code in ``text``."""
     compact = _compact(text)
     # Upper-case ASCII only: "ß".upper() is "SS" and "ı".upper() is "I", which would pass.  # noqa: RUF003
@@ -239,7 +239,7 @@ def _parses(candidate: str) -> bool:
 # ----------------------------------------------------------------------------- order numbers
 
 
-def parse_order_number(text: str) -> str:
+def parse_order_number(text: object) -> str:
     """The canonical ``NNN-NNNNNNN-NNNNNNN`` (or ``D01-…``) order number in ``text``."""
     compact = _compact(text).upper()
     prefix, rest = compact[:3], compact[3:]
