@@ -22,6 +22,7 @@ from bot.wallet.repository import WalletRepository
 from bot.web.config import WebConfig
 from bot.web.console import setup_console
 from bot.web.pages import render_demo_page
+from bot.web.ratelimits import rate_limits
 
 CONFIG = web.AppKey("config", WebConfig)
 REPOSITORY = web.AppKey("repository", WalletRepository)
@@ -33,7 +34,8 @@ SHARED_PREFIXES = ("/widget/", "/vendor/", "/api/")
 
 
 def create_app(config: WebConfig, repository: WalletRepository | None = None) -> web.Application:
-    app = web.Application(middlewares=[_headers], client_max_size=64 * 1024)
+    # Per-client limits inside _headers, so that a 429 carries the same headers (CORS).
+    app = web.Application(middlewares=[_headers, rate_limits()], client_max_size=64 * 1024)
     app[CONFIG] = config
     app[REPOSITORY] = repository or WalletRepository.from_settings()
     app.cleanup_ctx.append(_dispose_on_exit)
