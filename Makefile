@@ -8,11 +8,17 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 WALLET := var/.wallet-ready
 
-.PHONY: run test setup train validate lint typecheck pytest evaluate lock clean
+.PHONY: run run-scaled test setup train validate lint typecheck pytest evaluate lock clean
 
 run: setup train
 	@scripts/setup_web.sh --no-browser
 	@scripts/serve.sh
+
+# The production topology on this machine: HAProxy, N Rasa and M action servers, PostgreSQL,
+# Redis and RabbitMQ (README: Scaling out). HAProxy is installed when missing.
+run-scaled: setup train
+	@scripts/setup_web.sh --no-browser
+	@scripts/serve_scaled.sh
 
 test: setup lint typecheck validate train pytest
 
@@ -47,6 +53,7 @@ typecheck: $(INSTALLED)
 # The browser tests need the npm packages and Debian's chromium (setup_web.sh installs them).
 pytest: $(INSTALLED)
 	@scripts/setup_web.sh
+	@scripts/install_haproxy.sh --optional
 	$(BIN)/pytest
 
 # Held-out NLU results and 5-fold cross-validation, written to docs/evaluation.md.
