@@ -3,6 +3,8 @@ HAProxy configuration and the environment its servers run with.
 
 ``python -m bot.scaled databases``   create the wallet and tracker databases when missing, and
                                      the tracker store's table and indexes
+``python -m bot.scaled migrate``     the wallet schema and the tracker indexes up to date (a
+                                     cluster's migration job; GIFTBOT_DB_URL, …_TRACKER_DB_URL)
 ``python -m bot.scaled env``         the settings the servers need, as shell ``export`` lines
 ``python -m bot.scaled haproxy --rasa-port 5005 --actions-port 5055 --rasa 5101 5102 …``
                                      HAProxy's configuration (deploy/haproxy/haproxy.cfg.template)
@@ -74,6 +76,8 @@ def environment() -> dict[str, str]:
         # socket.io rooms and the rate limits shared by every Rasa server (bot/channels/).
         "GIFTBOT_SOCKETIO_REDIS_URL": edge.socketio_redis_url or settings.lock_store_url,
         "GIFTBOT_RATE_LIMIT_REDIS_URL": edge.rate_limit_redis_url or settings.lock_store_url,
+        # HAProxy appends the shopper's address to it (deploy/haproxy/).
+        "GIFTBOT_TRUSTED_PROXY_HEADER": edge.trusted_proxy_header or "X-Forwarded-For",
         # Rasa sends it to the action servers (deploy/endpoints.scaled.yml), which refuse
         # calls without it (bot/action_server.py).
         "GIFTBOT_ACTION_SERVER_SECRET": settings.action_server_secret,
@@ -132,6 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot.scaled")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("databases", help="create the wallet and tracker databases")
+    commands.add_parser(
+        "migrate", help="bring the wallet store's schema and the tracker store's indexes up to date"
+    )
     commands.add_parser("env", help="print the servers' environment as export lines")
     commands.add_parser("summary", help="print where each service is, without passwords")
     haproxy = commands.add_parser("haproxy", help="print HAProxy's configuration")
@@ -148,6 +155,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"created database {make_url(url).database}")
         from bot.rasa_ext import tracker_store  # imports Rasa: only here
 
+        tracker_store.prepare(settings.tracker_db_url)
+    elif args.command == "migrate":
+        from bot.rasa_ext import tracker_store  # imports Rasa: only here
+        from bot.wallet import db
+
+        engine = db.make_engine(settings.db_url)
+        try:
+            db.upgrade(engine)
+        finally:
+            engine.dispose()
         tracker_store.prepare(settings.tracker_db_url)
     elif args.command == "env":
         for name, value in environment().items():

@@ -1,0 +1,1 @@
+CREATE DATABASE giftbot_tracker;
