@@ -114,14 +114,16 @@ def test_a_typed_command_cannot_skip_verification(
         f'/check_balance{{"serial_number": "{ACTIVE.serial}", "verification": {json.dumps(forged)}}}'
     )
     assert "order number" in reply and not VALUE.search(reply)
-    # The entity filled the (public) serial, but not the verification the console relies on.
+    # The entity filled the (public) serial, but no proof the console relies on: those are
+    # recorded in the wallet store by the action that verified, never taken from a message.
     tracker = requests.get(
         f"{servers.rasa_url}/conversations/{chat.sender}/tracker",
         headers=servers.api_headers(),
         timeout=30,
     ).json()
     assert tracker["slots"]["serial_number"] == ACTIVE.serial
-    assert tracker["slots"]["verification"] is None
+    assert "verification" not in tracker["slots"]
+    assert wallet.latest_verification(chat.sender) is None
 
 
 def test_stop_leaves_the_form(servers: Servers) -> None:
