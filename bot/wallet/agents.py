@@ -6,6 +6,7 @@ The store keeps only the hash; nothing here returns, prints or logs a password o
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import timedelta
 
@@ -16,13 +17,40 @@ MIN_PASSWORD_LENGTH = 10
 # Bounds the work one sign-in attempt can ask of the server.
 MAX_PASSWORD_LENGTH = 1024
 MIN_DISTINCT_CHARACTERS = 5
-# Sign-in throttling: this many failures in a row lock the agent out for SIGN_IN_LOCKOUT
-# after the last of them.
+# Sign-in throttling, per account AND client: this many failures in a row from one client lock
+# that client (not the agent) out for SIGN_IN_LOCKOUT after the last of them, so a stranger
+# cannot lock an agent out by guessing from elsewhere.
 MAX_FAILED_SIGN_INS = 5
 SIGN_IN_LOCKOUT = timedelta(minutes=15)
+# The account's ceiling over every client, with the same window: it bounds a guesser who
+# spreads attempts over many addresses (a botnet, an IPv6 range) to 50 guesses per 15 minutes,
+# about 4,800 a day, against argon2id hashes of passwords the policy above accepts; locking
+# the agent out this way takes failures from at least 10 clients (or /64s), far beyond anyone
+# mistyping. Every failure is in the audit log with its client.
+MAX_FAILED_SIGN_INS_PER_ACCOUNT = 50
 
 # Short and plain: usernames go into audit actors ("agent:sam") and the console's URLs.
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,39}")
+
+
+LOCAL_CLIENT = "local"
+"""The client of a sign-in that did not come over the network (the CLI, a test)."""
+
+
+def sign_in_client(address: str | None) -> str:
+    """The throttle's key for a client address: the address itself, but an IPv6 address's
+    /64 network (one subscriber's share), since a single host can rotate through all of it."""
+    if not address:
+        return LOCAL_CLIENT
+    try:
+        parsed = ipaddress.ip_address(address.strip().split("%", 1)[0])
+    except ValueError:
+        return address.strip()[:64]
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return str(parsed)
 
 
 class AgentInputError(ValueError):

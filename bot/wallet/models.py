@@ -217,10 +217,22 @@ class Agent(Base):
     password_hash = Column(String(255), nullable=False)
     disabled = Column(Boolean, nullable=False, default=False)
     available = Column(Boolean, nullable=False, default=False)
-    # Sign-in throttling: failures since the last success, and when the latest one was.
+    # The account's sign-in ceiling: failures from every address, and when the latest one was.
     failed_sign_ins = Column(Integer, nullable=False, default=0)
     last_failed_sign_in_at = Column(DateTime(timezone=True))
     created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class AgentSignInFailure(Base):
+    """Failed sign-ins to one agent's account from one client (address, or IPv6 /64): the
+    throttle that locks that client out without locking the agent out for everyone else."""
+
+    __tablename__ = "agent_sign_in_failures"
+    __table_args__ = (CheckConstraint("failures >= 0", name="failures_not_negative"),)
+    agent_id = Column(ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
+    client = Column(String(64), primary_key=True)
+    failures = Column(Integer, nullable=False)
+    last_failed_at = Column(DateTime(timezone=True), nullable=False)
 
 
 class HandoffRequest(Base):

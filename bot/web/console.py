@@ -25,7 +25,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.settings import get_settings
+from bot.ratelimit import client_address
+from bot.settings import get_edge_settings, get_settings
 from bot.wallet import agents, codes
 from bot.wallet.models import CardState, HandoffStatus
 from bot.wallet.money import AmountError, format_money, parse_amount
@@ -236,10 +237,13 @@ async def sign_in(request: web.Request) -> web.Response:
         or len(password) > agents.MAX_PASSWORD_LENGTH
     ):
         raise _json_error(web.HTTPUnauthorized, SIGN_IN_FAILED)
+    # Throttled per account and client address, so a stranger cannot lock an agent out.
+    trusted_header = get_edge_settings().trusted_proxy_header
+    client = client_address(request.remote, request.headers, trusted_header)
     # Unknown, disabled, throttled and wrong all look the same, here and in the repository.
     async with request.app[SIGN_IN_SLOTS]:
         agent = await asyncio.to_thread(
-            _repository(request).verify_agent_password, username, password
+            _repository(request).verify_agent_password, username, password, client
         )
     if agent is None:
         raise _json_error(web.HTTPUnauthorized, SIGN_IN_FAILED)

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from bot.wallet import agents
-from bot.wallet.models import Agent, utcnow
+from bot.wallet.models import Agent, AgentSignInFailure
 from bot.wallet.repository import WalletError, WalletRepository
 from tests.conftest import fast_password_hasher
 from tests.wallet.dbcheck import snapshot, sqlite_files
@@ -36,14 +36,15 @@ def audit(repo: WalletRepository, action: str) -> list[dict[str, Any]]:
 
 
 def move_failures_back(engine: Engine, username: str, by: timedelta) -> None:
-    """What the clock does in 15 minutes, done to the one column the throttle reads."""
+    """What the clock does in 15 minutes, done to the columns the throttle reads: the account's
+    latest failure and each client's."""
     with Session(engine) as s, s.begin():
-        last = s.execute(
-            select(Agent.last_failed_sign_in_at).where(Agent.username == username)
-        ).scalar_one()
-        s.execute(
-            update(Agent).where(Agent.username == username).values(last_failed_sign_in_at=last - by)
-        )
+        agent = s.execute(select(Agent).where(Agent.username == username)).scalar_one()
+        agent.last_failed_sign_in_at = agent.last_failed_sign_in_at - by
+        for row in s.execute(
+            select(AgentSignInFailure).where(AgentSignInFailure.agent_id == agent.id)
+        ).scalars():
+            row.last_failed_at = row.last_failed_at - by
 
 
 class CountingHasher(PasswordHasher):
@@ -213,7 +214,12 @@ def test_verify_agent_password(agent_repo: WalletRepository) -> None:
     assert (signed_in["actor"], signed_in["subject"]) == ("agent:sam", "sam")
     failures = audit(repo, "agent.sign_in_failed")
     assert [(e["actor"], e["subject"], e["details"]) for e in failures] == [
-        ("anonymous", "sam", {"failed_sign_ins": n, "locked": False}) for n in (1, 2, 3)
+        (
+            "anonymous",
+            "sam",
+            {"client": "local", "failed_sign_ins": n, "account_failures": n, "locked": False},
+        )
+        for n in (1, 2, 3)
     ]
     # A success forgives the failures before it.
     assert repo.verify_agent_password("sam", PASSWORD) == sam
@@ -221,15 +227,18 @@ def test_verify_agent_password(agent_repo: WalletRepository) -> None:
 
 
 def test_five_failures_lock_sign_in_for_fifteen_minutes(agent_repo: WalletRepository) -> None:
+    """From one client (here the local one); tests/security/test_agent_lockout.py has the rest:
+    other clients, and the account's ceiling."""
     repo = agent_repo
     repo.create_agent("sam", PASSWORD)
     for _ in range(agents.MAX_FAILED_SIGN_INS):
         assert repo.verify_agent_password("sam", "wrong password") is None
     sam = repo.find_agent("sam")
-    assert sam is not None and sam.locked_until is not None
-    assert timedelta(minutes=14) < sam.locked_until - utcnow() <= timedelta(minutes=15)
+    assert sam is not None and sam.locked_until is None  # the client is locked, not the agent
     assert audit(repo, "agent.sign_in_failed")[-1]["details"] == {
+        "client": "local",
         "failed_sign_ins": 5,
+        "account_failures": 5,
         "locked": True,
     }
 

@@ -33,6 +33,7 @@ WALLET_TABLES = {
     "channel_conversations",
     "channel_links",
     "channel_bindings",
+    "agent_sign_in_failures",
 }
 CHANNEL_TABLES = {
     "channel_deliveries",
@@ -40,7 +41,15 @@ CHANNEL_TABLES = {
     "channel_links",
     "channel_bindings",
 }
-TABLES_0002 = WALLET_TABLES - CHANNEL_TABLES - {"verifications", "conversation_owners"}
+TABLES_0002 = (
+    WALLET_TABLES
+    - CHANNEL_TABLES
+    - {
+        "verifications",
+        "conversation_owners",
+        "agent_sign_in_failures",
+    }
+)
 TABLES_0001 = TABLES_0002 - {"agents", "handoff_notes"}
 
 

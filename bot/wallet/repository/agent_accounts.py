@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import and_, case, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.wallet import agents
 from bot.wallet.models import (
     Agent,
+    AgentSignInFailure,
     utcnow,
 )
 from bot.wallet.repository.base import (
@@ -119,41 +121,22 @@ class AgentsRepository(RepositoryBase):
                 s.flush()
             return _agent_view(agent)
 
-    def verify_agent_password(self, username: str, password: str) -> AgentView | None:
+    def verify_agent_password(
+        self, username: str, password: str, client_address: str | None = None
+    ) -> AgentView | None:
         """The agent when the password is right and sign-in is allowed, else None.
 
-        Unknown, disabled, throttled and wrong all give None after one hash verification each,
-        so neither the answer nor its timing tells them apart. An attempt counts as a failure
-        *before* the slow verification and is forgiven when it succeeds: parallel guesses
-        cannot outrun the throttle.
+        Throttled per account AND client (``agents.sign_in_client`` of ``client_address``;
+        None: a local caller such as the CLI): five failures in a row lock that client out,
+        not the agent, and the account's ceiling over every client bounds a guesser who spreads
+        attempts (``agents.MAX_FAILED_SIGN_INS_PER_ACCOUNT``). Unknown, disabled, throttled and
+        wrong all give None after one hash verification each, so neither the answer nor its
+        timing tells them apart. An attempt counts as a failure *before* the slow verification
+        and is forgiven when it succeeds: parallel guesses cannot outrun the throttle.
         """
         name = username.strip().lower()
-        now = utcnow()
-        window_start = now - agents.SIGN_IN_LOCKOUT
-        quiet = or_(
-            Agent.last_failed_sign_in_at.is_(None), Agent.last_failed_sign_in_at < window_start
-        )
-        with self._transaction() as s:
-            stored = s.execute(
-                select(Agent.password_hash).where(Agent.username == name)
-            ).scalar_one_or_none()
-            # The conditional update is the throttle: it fails for a disabled or locked agent.
-            reserved = stored is not None and (
-                s.execute(
-                    update(Agent)
-                    .where(
-                        Agent.username == name,
-                        Agent.disabled.is_(False),
-                        or_(Agent.failed_sign_ins < agents.MAX_FAILED_SIGN_INS, quiet),
-                    )
-                    .values(
-                        failed_sign_ins=case((quiet, 1), else_=Agent.failed_sign_ins + 1),
-                        last_failed_sign_in_at=now,
-                    )
-                    .execution_options(synchronize_session=False)
-                ).rowcount
-                == 1
-            )
+        client = agents.sign_in_client(client_address)
+        stored, reserved = self._reserve_sign_in(name, client)
         if stored is None or not reserved:
             agents.password_matches(self._hasher, self._dummy(), password)
             return None
@@ -165,28 +148,112 @@ class AgentsRepository(RepositoryBase):
         )
         with self._transaction() as s:
             agent = s.execute(select(Agent).where(Agent.username == name)).scalar_one()
+            attempts = _client_failures(agent.id, client)
             if not matches:
-                locked = agent.failed_sign_ins >= agents.MAX_FAILED_SIGN_INS
+                failures = s.execute(select(AgentSignInFailure.failures).where(attempts)).scalar()
+                locked = (failures or 0) >= agents.MAX_FAILED_SIGN_INS
                 _audit(
                     s,
                     "anonymous",
                     "agent.sign_in_failed",
                     name,
-                    {"failed_sign_ins": agent.failed_sign_ins, "locked": locked},
+                    {
+                        "client": client,
+                        "failed_sign_ins": failures or 0,
+                        "account_failures": agent.failed_sign_ins,
+                        "locked": locked
+                        or agent.failed_sign_ins >= agents.MAX_FAILED_SIGN_INS_PER_ACCOUNT,
+                    },
                 )
                 return None
             if agent.disabled:  # disabled while the hash was being checked
                 return None
-            agent.failed_sign_ins = 0
-            agent.last_failed_sign_in_at = None
+            # This client is forgiven; the account's count fades with its window, so that a
+            # success of the agent's does not reset a guesser spread over other addresses.
+            s.execute(delete(AgentSignInFailure).where(attempts))
+            agent.failed_sign_ins = max(agent.failed_sign_ins - 1, 0)
             if new_hash and agent.password_hash == stored:
                 agent.password_hash = new_hash
             _audit(s, _actor(agent), "agent.signed_in", name, {"rehashed": bool(new_hash)})
             s.flush()
             return _agent_view(agent)
 
+    def _reserve_sign_in(self, name: str, client: str) -> tuple[str | None, bool]:
+        """The agent's stored hash (None: no such agent) and whether this attempt may be
+        checked, counted first as a failure of the client and of the account."""
+        for _ in range(3):  # the client's first failure races another one's insert: retry
+            try:
+                return self._try_reserve_sign_in(name, client)
+            except IntegrityError:
+                continue
+        return None, False
+
+    def _try_reserve_sign_in(self, name: str, client: str) -> tuple[str | None, bool]:
+        now = utcnow()
+        window_start = now - agents.SIGN_IN_LOCKOUT
+        try:
+            with self._transaction() as s:
+                found = s.execute(
+                    select(Agent.id, Agent.password_hash).where(Agent.username == name)
+                ).one_or_none()
+                if found is None:
+                    return None, False
+                agent_id, stored = found
+                attempts = _client_failures(agent_id, client)
+                s.execute(
+                    delete(AgentSignInFailure)
+                    .where(attempts, AgentSignInFailure.last_failed_at < window_start)
+                    .execution_options(synchronize_session=False)
+                )
+                # Conditional updates are the throttle: each fails when its limit is reached.
+                counted = s.execute(
+                    update(AgentSignInFailure)
+                    .where(attempts, AgentSignInFailure.failures < agents.MAX_FAILED_SIGN_INS)
+                    .values(failures=AgentSignInFailure.failures + 1, last_failed_at=now)
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                if counted == 0:
+                    if s.execute(select(AgentSignInFailure.client).where(attempts)).first():
+                        raise _Refused  # this client is locked out: nothing is counted
+                    s.add(
+                        AgentSignInFailure(
+                            agent_id=agent_id, client=client, failures=1, last_failed_at=now
+                        )
+                    )
+                    s.flush()
+                quiet = or_(
+                    Agent.last_failed_sign_in_at.is_(None),
+                    Agent.last_failed_sign_in_at < window_start,
+                )
+                account = s.execute(
+                    update(Agent)
+                    .where(
+                        Agent.id == agent_id,
+                        Agent.disabled.is_(False),
+                        or_(Agent.failed_sign_ins < agents.MAX_FAILED_SIGN_INS_PER_ACCOUNT, quiet),
+                    )
+                    .values(
+                        failed_sign_ins=case((quiet, 1), else_=Agent.failed_sign_ins + 1),
+                        last_failed_sign_in_at=now,
+                    )
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                if account != 1:
+                    raise _Refused  # disabled, or the account's ceiling: undo the client's count
+                return stored, True
+        except _Refused:
+            return stored, False
+
     def _dummy(self) -> str:
         """A hash with the hasher's parameters, checked when there is no real one to check."""
         if self._dummy_hash is None:
             self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
         return self._dummy_hash
+
+
+class _Refused(Exception):
+    """An attempt the throttle refuses: its transaction is rolled back, so nothing counts."""
+
+
+def _client_failures(agent_id: int, client: str) -> Any:
+    return and_(AgentSignInFailure.agent_id == agent_id, AgentSignInFailure.client == client)

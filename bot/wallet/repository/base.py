@@ -166,7 +166,8 @@ def _utc_or_none(moment: datetime | None) -> datetime | None:
 def _agent_view(agent: Agent) -> AgentView:
     last_failure = _utc_or_none(agent.last_failed_sign_in_at)
     locked_until = None
-    if last_failure and agent.failed_sign_ins >= agents.MAX_FAILED_SIGN_INS:
+    # Locked for everyone only at the account's ceiling; a client's own lock is not the agent's.
+    if last_failure and agent.failed_sign_ins >= agents.MAX_FAILED_SIGN_INS_PER_ACCOUNT:
         until = last_failure + agents.SIGN_IN_LOCKOUT
         locked_until = until if until > utcnow() else None
     return AgentView(
