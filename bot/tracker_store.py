@@ -24,7 +24,6 @@ import copy
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from rasa.core.brokers.broker import EventBroker
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.events import (
     ActiveLoop,
@@ -54,14 +53,21 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         for event in new_events:
             yield redactor.redact(event)
 
-    async def _stream_new_events(
-        self, event_broker: EventBroker, new_events: list[Event], sender_id: str
-    ) -> None:
-        # Without the earlier events this cannot tell an answer to "what is the claim code?";
-        # the project's broker (when one is configured) redacts with that context.
-        await super()._stream_new_events(
-            event_broker, [redact(event) for event in new_events], sender_id
-        )
+    async def stream_events(self, tracker: DialogueStateTracker) -> None:
+        """Publish this turn's events, redacted with their conversation's context.
+
+        Rasa 3.6.21's ``TrackerStore.stream_events`` retrieves the whole tracker again to find
+        the new events and publishes them as they are; here they are found as ``save`` finds
+        them (by counting the stored rows) and redacted in order, so an answer to "what is the
+        claim code?" is hidden on the queue too. The broker (bot/rasa_ext/broker.py) redacts
+        once more, for the paths that do not come through here.
+        """
+        if self.event_broker is None:
+            return
+        with self.session_scope() as session:
+            new_events = list(self._additional_events(session, tracker))
+        for event in new_events:
+            self.event_broker.publish({"sender_id": tracker.sender_id, **event.as_dict()})
 
 
 class Redactor:

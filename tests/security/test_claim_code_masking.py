@@ -5,14 +5,20 @@ entity overlapping a code survives; free-text slots are sealed at rest."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from rasa.core.brokers.broker import EventBroker
+from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot.settings import get_settings
-from bot.tracker_store import Redactor, redact
+from bot.tracker_store import RedactingSQLTrackerStore, Redactor, redact
 from bot.wallet import codes
+from tests.servers import ROOT
 
 # The spellings the probe got through: lower case, two spaces, spaced dashes.
 PROBED = ["fvxm 5454ug e7m4", "FVXM  5454UG  E7M4", "FVXM - 5454UG - E7M4"]
@@ -141,3 +147,40 @@ def test_free_text_slots_are_sealed_at_rest_and_open_again() -> None:
         stored = redact(SlotSet(slot, "fvxm 5454ug e7m4"))
         assert stored.value.startswith(codes.SEALED_PREFIX) and "5454" not in stored.value
         assert codes.unseal_claim_code(stored.value, key) == "fvxm 5454ug e7m4"
+
+
+class _RecordingBroker(EventBroker):
+    """Stands in for RabbitMQ (tested for real in tests/rasa_ext/): keeps what is published."""
+
+    def __init__(self) -> None:
+        self.published: list[dict] = []
+
+    def publish(self, event: dict) -> None:
+        self.published.append(event)
+
+
+@pytest.mark.anyio
+async def test_the_tracker_store_hides_a_secret_answer_at_rest_and_on_the_broker(
+    tmp_path: Path,
+) -> None:
+    broker = _RecordingBroker()
+    store = RedactingSQLTrackerStore(
+        Domain.load(str(ROOT / "domain.yml")),
+        dialect="sqlite",
+        db=str(tmp_path / "tracker.db"),
+        event_broker=broker,
+    )
+    tracker = DialogueStateTracker.from_events(
+        "secret-answer", [*_asked_for("claim_code")], slots=store.domain.slots
+    )
+    await store.save(tracker)
+    tracker.update(_answer("fvxm 5454ug e7m"))  # one character short: it does not parse
+    await store.save(tracker)
+
+    published = [e for e in broker.published if e.get("event") == "user"]
+    assert [e["text"] for e in published] == [codes.MASKED_CLAIM_CODE]
+    stored = await store.retrieve("secret-answer")
+    assert [e.text for e in stored.events if isinstance(e, UserUttered)] == [
+        codes.MASKED_CLAIM_CODE
+    ]
+    assert b"5454" not in (tmp_path / "tracker.db").read_bytes()
