@@ -1,2 +1,3 @@
-"""Where the project changes Rasa 3.6.21's behaviour, one module per change (see each docstring):
-the tracker store's engine and indexes, the event broker, the lock store."""
+"""Where the scaled topology changes Rasa 3.6.21's behaviour (and python-socketio 5.9's, which
+Rasa's socket.io channel runs on), one module per change, each docstring saying why: the
+tracker store's engine and indexes, the event broker, the lock store, socket.io's Redis rooms."""
