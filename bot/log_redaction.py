@@ -37,20 +37,20 @@ SAFE_KEYS = frozenset(
 )
 """Keys of a structlog event that never hold user text (names of things, not their values)."""
 
-_JWT = re.compile(r"eyJ[A-Za-z0-9_\-]{4,}(?:\.[A-Za-z0-9_\-]*){0,2}")
 _TOKEN_PARAMETER = re.compile(r"((?:token|auth_token|access_token)=)[^&\s\"']+", re.IGNORECASE)
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 
 
 def scrub_text(text: str) -> str:
     """``text`` without claim codes, customer tokens or ``token=`` parameters."""
+    from bot.tokens import mask_tokens
     from bot.wallet import codes
 
     try:
         text = codes.mask_claim_codes(text)
     except Exception:  # the log line must never be the thing that fails
         return "[log line withheld]"
-    text = _JWT.sub("[token hidden]", text)
+    text = mask_tokens(text)
     return _TOKEN_PARAMETER.sub(r"\1[hidden]", text)
 
 

@@ -11,7 +11,8 @@ console or an event broker may read them. Before an event is stored or streamed:
 - the ``claim_code`` slot and the free-text slots (names, addresses: a claim code typed there
   must not land in clear) are sealed with the sealing key; the action server opens them again
   (``actions.context.slot_text``), e.g. for "yes, apply it" one turn after the code was given;
-- the customer token in message metadata is dropped (it is a bearer credential).
+- the customer token in message metadata is dropped (it is a bearer credential), and a token
+  pasted into the text is masked (``tokens.mask_tokens``).
 
 The turn being processed is untouched: Rasa and the actions see what the shopper typed.
 Selected in endpoints.yml with ``type: bot.tracker_store.RedactingSQLTrackerStore``; an event
@@ -36,6 +37,7 @@ from rasa.shared.core.events import (
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot.settings import get_settings
+from bot.tokens import mask_tokens
 from bot.wallet import codes
 
 REDACTED = "[redacted]"
@@ -119,7 +121,9 @@ def _redact_user_message(event: UserUttered, secret_answer: bool) -> UserUttered
     text = event.text or ""
     spans = [(0, len(text))] if secret_answer else codes.claim_code_spans(text)
     if text:
-        redacted.text = codes.MASKED_CLAIM_CODE if secret_answer else codes.mask_claim_codes(text)
+        redacted.text = (
+            codes.MASKED_CLAIM_CODE if secret_answer else mask_tokens(codes.mask_claim_codes(text))
+        )
     redacted.entities = _redact_entities(event.entities, spans, secret_answer)
     redacted.metadata = _redact_metadata(event.metadata)
     parse_data: dict[str, Any] = dict(redacted.parse_data)

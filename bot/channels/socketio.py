@@ -18,7 +18,7 @@ in a message is ignored.
 Also: a message over ``GIFTBOT_MAX_MESSAGE_CHARS`` gets the assistant's "please keep it
 shorter" and nothing else happens; connects and messages are rate-limited per client address;
 and with ``GIFTBOT_SOCKETIO_REDIS_URL`` set, rooms are shared between Rasa processes through
-Redis (python-socketio's ``AsyncRedisManager``), so a reply or an agent's message reaches the
+Redis (bot/rasa_ext/socketio_rooms.py), so a reply or an agent's message reaches the
 shopper whichever process sends it. python-socketio stays at 5.9 (pyproject.toml): Rasa 3.6 and
 this module call ``enter_room`` without awaiting it.
 """
@@ -43,12 +43,15 @@ from sanic.response import HTTPResponse
 
 from bot import log_redaction
 from bot.channels.edge import SLOW_DOWN, TOO_LONG, edge_limiter
+from bot.rasa_ext.socketio_rooms import LocalFallbackRedisManager
 from bot.ratelimit import Limit, client_address
 from bot.settings import get_edge_settings
 
 logger = logging.getLogger(__name__)
 
 UNREADABLE = "I couldn't read that message. Please type it again."
+ROOMS_CHANNEL = "giftbot-socketio"
+"""The Redis pub/sub channel through which the Rasa processes share socket.io rooms."""
 _SECRET = re.compile(r"[A-Za-z0-9_\-]{16,128}")
 
 
@@ -58,10 +61,11 @@ def session_sender(secret: str, key: bytes) -> str:
 
 
 def client_manager(redis_url: str | None) -> socketio.AsyncManager | None:
-    """Rooms shared through Redis between processes, or None: this process's rooms only."""
+    """Rooms shared through Redis between processes (still reaching this process's own sockets
+    while Redis is down), or None: this process's rooms only."""
     if not redis_url:
         return None
-    return socketio.AsyncRedisManager(redis_url, channel="giftbot-socketio")
+    return LocalFallbackRedisManager(redis_url, channel=ROOMS_CHANNEL)
 
 
 class SocketIOInput(rasa_socketio.SocketIOInput):
