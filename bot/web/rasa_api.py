@@ -24,7 +24,8 @@ import aiohttp
 import jwt
 
 API_TOKEN_SECONDS = 60
-"""A token lives long enough for one call; each call signs a new one."""
+"""A token lives long enough for one call; each call signs a new one. (Rasa's sanic-jwt
+accepts a token up to 180 seconds past its ``exp``: its default clock leeway.)"""
 API_USER = "giftbot-console"
 
 
