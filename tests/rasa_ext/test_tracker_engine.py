@@ -13,6 +13,7 @@ from rasa.shared.core.events import UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot.rasa_ext.tracker_store import VERSION_TABLE, ResilientSQLTrackerStore, prepare
+from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.postgres
 CODE = "AQ4T-B7XWZC-9M2P"
@@ -81,3 +82,25 @@ def test_the_indexes_come_from_the_trackers_own_migrations(pg_schema_url: str) -
             assert [v for (v,) in versions] == ["0001"]
     finally:
         store.engine.dispose()
+
+
+def test_a_short_outage_costs_the_turn_seconds_not_its_tracker(pg_schema_url: str) -> None:
+    """PostgreSQL gone for a second (a restart, a fail-over): the read waits and succeeds,
+    where Rasa's store failed at once into the in-memory fallback."""
+    url = sa.engine.make_url(pg_schema_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    via_proxy = url.set(port=proxy.port).render_as_string(hide_password=False)
+    store = ResilientSQLTrackerStore(Domain.empty(), host=via_proxy)
+    try:
+        asyncio.run(store.save(_tracker("ben")))
+
+        async def read_through_an_outage() -> DialogueStateTracker | None:
+            proxy.cut()
+            asyncio.get_running_loop().call_later(1.0, proxy.restore)
+            return await store.retrieve("ben")
+
+        tracker = asyncio.run(read_through_an_outage())
+        assert tracker is not None and tracker.latest_message is not None
+    finally:
+        store.engine.dispose()
+        proxy.cut()
