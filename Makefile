@@ -29,7 +29,7 @@ train: $(INSTALLED)
 	@$(BIN)/python scripts/train_if_changed.py
 
 validate: setup
-	@$(BIN)/rasa data validate --fail-on-warnings > var/log/validate.log 2>&1 \
+	@umask 077; $(BIN)/rasa data validate --fail-on-warnings > var/log/validate.log 2>&1 \
 		|| { tail -40 var/log/validate.log; exit 1; }
 	@echo "rasa data validate: clean"
 
@@ -37,8 +37,9 @@ $(INSTALLED): pyproject.toml requirements.lock scripts/bootstrap.sh
 	@scripts/bootstrap.sh
 	@touch $@
 
+# var/ is for this user alone: 0700 folders, 0600 files (bot/private_files.py does the same).
 $(WALLET): $(INSTALLED) $(wildcard bot/wallet/migrations/versions/*.py)
-	@mkdir -p var/log
+	@umask 077; mkdir -p var/log
 	@$(BIN)/giftbot wallet init
 	@$(BIN)/giftbot wallet seed --demo > /dev/null
 	@touch $@

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from bot.private_files import private_dir
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # name of the environment variable -> how to generate a value for a fresh installation
@@ -151,7 +153,7 @@ def _load_or_create_secrets(var_dir: Path) -> dict[str, str]:
     stored = _read_env_file(path)
     missing = [name for name in _GENERATED_SECRETS if name not in stored]
     if missing:
-        var_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(var_dir, tighten=True)
         for name in missing:
             stored[name] = _GENERATED_SECRETS[name]()
         body = "# Generated on first run; keep private. Environment variables override these.\n"
@@ -178,6 +180,9 @@ def get_settings() -> Settings:
     for name, value in _read_env_file(PROJECT_ROOT / ".env").items():
         os.environ.setdefault(name, value)
     var_dir = Path(os.environ.get("GIFTBOT_VAR_DIR") or PROJECT_ROOT / "var")
+    # Stores, secrets and logs: for this user alone, also where an older version left them open.
+    private_dir(var_dir / "log", tighten=True)
+    private_dir(var_dir, tighten=True)
     secret_values = _load_or_create_secrets(var_dir)
     return Settings(
         var_dir=var_dir,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from rasa.core.tracker_store import SQLTrackerStore
@@ -36,6 +37,7 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from bot.private_files import private_file
 from bot.settings import get_settings
 from bot.tokens import mask_tokens
 from bot.wallet import codes
@@ -48,6 +50,14 @@ SEALED_SLOTS = frozenset({"claim_code", "purchaser_name", "recipient_name", "del
 
 
 class RedactingSQLTrackerStore(SQLTrackerStore):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Rasa's SQLite file (var/tracker.db) is created 0600 before SQLAlchemy opens it.
+        if kwargs.get("dialect", "sqlite") == "sqlite" and kwargs.get("db", "rasa.db"):
+            database = str(kwargs.get("db", "rasa.db"))
+            if database != ":memory:" and not kwargs.get("host"):
+                private_file(Path(database))
+        super().__init__(*args, **kwargs)
+
     def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Iterator[Event]:
         new_events = list(super()._additional_events(session, tracker))
         redactor = Redactor()

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from bot.private_files import private_file
 from bot.settings import PROJECT_ROOT, ChannelSettings
 
 # platform -> the channel class Rasa loads (the platform's name is also its route)
@@ -41,8 +42,8 @@ def credentials(settings: ChannelSettings, base: Path = BASE_CREDENTIALS) -> dic
 
 def write_credentials(path: Path, settings: ChannelSettings) -> list[str]:
     """Write Rasa's credentials file for ``settings``; the platforms turned on."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    # The platforms' tokens and secrets are in it: 0600, like everything under var/.
+    tmp = private_file(path.with_suffix(f".{os.getpid()}.tmp"))
     header = "# Written by `giftbot channels credentials` from credentials.yml and the settings.\n"
     tmp.write_text(header + yaml.safe_dump(credentials(settings), sort_keys=False))
     tmp.replace(path)
