@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL=3 SQLALCHEMY_SILENCE_UBER_WARNING=1
+# No telemetry: Rasa would send usage data and, through sentry-sdk, exceptions (whose messages
+# can quote what a shopper typed) to Rasa's servers (SECURITY.md: dependencies).
+export RASA_TELEMETRY_ENABLED=false
 # make run is the demo: anyone may sign in as a demo customer on the demo page.
 export GIFTBOT_DEMO_MODE="${GIFTBOT_DEMO_MODE:-1}"
 # The stores, logs and secrets under var/ are for this user alone (0700 folders, 0600 files);

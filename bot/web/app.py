@@ -35,7 +35,14 @@ SHARED_PREFIXES = ("/widget/", "/vendor/", "/api/")
 
 def create_app(config: WebConfig, repository: WalletRepository | None = None) -> web.Application:
     # Per-client limits inside _headers, so that a 429 carries the same headers (CORS).
-    app = web.Application(middlewares=[_headers, rate_limits()], client_max_size=64 * 1024)
+    app = web.Application(
+        middlewares=[_headers, rate_limits()],
+        client_max_size=64 * 1024,
+        # Never inflate a request body: aiohttp 3.9 (Rasa 3.6 pins <3.10) decompresses before
+        # client_max_size can stop it, so a small gzip body becomes gigabytes in memory
+        # (CVE-2025-69223, fixed in 3.13.3). Browsers never compress what they send.
+        handler_args={"auto_decompress": False},
+    )
     app[CONFIG] = config
     app[REPOSITORY] = repository or WalletRepository.from_settings()
     app.cleanup_ctx.append(_dispose_on_exit)
