@@ -396,7 +396,11 @@ def read_channel_settings(env: Mapping[str, str]) -> ChannelSettings:
             if botframework
             else None
         ),
-        account_link_url=url("GIFTBOT_ACCOUNT_LINK_URL", f"http://localhost:{web_port}/link"),
+        account_link_url=url(
+            "GIFTBOT_ACCOUNT_LINK_URL",
+            (env.get("GIFTBOT_PUBLIC_WEB_URL") or f"http://localhost:{web_port}").rstrip("/")
+            + "/link",
+        ),
         account_link_minutes=int(minutes),
         public_url=(env.get("GIFTBOT_PUBLIC_URL") or "").rstrip("/") or None,
     )

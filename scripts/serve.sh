@@ -50,6 +50,9 @@ cat <<MSG
 MSG
 "$BIN/giftbot" wallet seed --demo
 echo
+# Rasa's channels: credentials.yml plus each messaging platform whose GIFTBOT_<PLATFORM>_...
+# settings are set (bot/channels/registry.py); none calls its platform at start-up.
+echo "  Messaging channels: $("$BIN/giftbot" channels credentials)"
 echo "  Starting Rasa (about 30 seconds)..."
 # Rasa's HTTP API (the agent console's way in) is enabled only with the generated key: callers
 # send a short-lived token signed with it in the Authorization header (bot/web/rasa_api.py).
@@ -58,6 +61,6 @@ read -r api_token rasa_host public_web_url < <("$BIN/python" -c 'from bot.settin
 s = get_settings(); print(s.rasa_api_token, s.rasa_host, s.public_web_url)')
 "$BIN/rasa" run --model models/giftbot.tar.gz --port "${GIFTBOT_RASA_PORT:-5005}" \
   --interface "$rasa_host" \
-  --credentials credentials.yml --endpoints endpoints.yml --cors "$public_web_url" \
+  --credentials var/credentials.yml --endpoints endpoints.yml --cors "$public_web_url" \
   --enable-api --jwt-secret "$api_token" --jwt-method HS256 --logging-config-file logging.yml \
   2>&1 | tee var/log/rasa.log | grep --line-buffered -E "Rasa server is up|ERROR|Error" || true

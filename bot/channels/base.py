@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import random
 import re
 from abc import abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
@@ -29,6 +30,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.channels import linking
+from bot.channels.http import PlatformError
 from bot.channels.render import Reply, pick_option, reply_from_rasa
 from bot.settings import ChannelSettings, get_channel_settings, get_settings
 from bot.tokens import mint_customer_token
@@ -40,6 +42,9 @@ logger = logging.getLogger(__name__)
 # A linked platform user's token lives just long enough for the turn it comes with.
 TURN_TOKEN_LIFETIME = timedelta(minutes=5)
 MAX_TEXT_CHARS = 5_000  # like the web chat's cap at the edge
+# Platform ids are kept a week (Slack and Meta retry for hours), pruned now and then.
+KEEP_IDS = timedelta(days=7)
+PRUNE_CHANCE = 0.002
 
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 
@@ -145,7 +150,7 @@ class PlatformChannel(InputChannel):
                 return refusal
             try:
                 answer, messages = self.parse(request)
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, AttributeError):
                 logger.warning("%s: a signed request this channel cannot read", self.platform)
                 return response.json({"error": "unreadable payload"}, status=400)
             for message in messages:
@@ -166,15 +171,23 @@ class PlatformChannel(InputChannel):
             ):
                 logger.info("%s: a redelivered message, already processed", self.platform)
                 return
+            if random.random() < PRUNE_CHANCE:  # noqa: S311 - not a secret
+                await asyncio.to_thread(
+                    self.store.forget_deliveries_before, datetime.now(timezone.utc) - KEEP_IDS
+                )
             if message.on_taken is not None:
-                await message.on_taken()
+                try:
+                    await message.on_taken()
+                except PlatformError as exc:  # the message is still the shopper's to answer
+                    logger.warning("%s: %s", self.platform, exc)
             if message.reference is not None:
                 await asyncio.to_thread(
                     self.store.save_reference, self.platform, message.sender_id, message.reference
                 )
             await self._converse(message, on_new_message)
-        except Exception:  # the platform was answered already: log (no content) and go on
-            logger.exception("%s: processing a message failed", self.platform)
+        except Exception as exc:  # the platform was answered already: log and go on
+            # The exception's type only: its message or traceback may quote what was said.
+            logger.error("%s: processing a message failed (%s)", self.platform, type(exc).__name__)
 
     async def _converse(self, message: Inbound, on_new_message: OnNewMessage) -> None:
         text = message.text[:MAX_TEXT_CHARS]

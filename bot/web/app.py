@@ -21,6 +21,7 @@ from bot.wallet import codes, demo
 from bot.wallet.repository import WalletRepository
 from bot.web.config import WebConfig
 from bot.web.console import setup_console
+from bot.web.link import setup_account_linking
 from bot.web.pages import render_demo_page
 from bot.web.ratelimits import rate_limits
 
@@ -54,6 +55,7 @@ def create_app(config: WebConfig, repository: WalletRepository | None = None) ->
     app.router.add_post("/api/mask", mask)
     app.router.add_route("OPTIONS", "/api/mask", preflight)
     setup_console(app, app[REPOSITORY], config.console_dir)
+    setup_account_linking(app, app[REPOSITORY], config.demo_mode)
     app.router.add_static("/widget/", config.widget_dir)
     app.router.add_static("/vendor/socket.io/", config.socketio_dist)
     return app

@@ -29,6 +29,17 @@ accepts a token up to 180 seconds past its ``exp``: its default clock leeway.)""
 API_USER = "giftbot-console"
 
 
+def conversation_path(conversation_id: str) -> str:
+    """The conversation id as a path segment of Rasa's HTTP API.
+
+    Rasa 3.6.21's ``/conversations/<conversation_id:path>`` routes do not unquote (Sanic's
+    default), so an escaped character reaches Rasa escaped: ``telegram%3A42`` would be another
+    conversation than ``telegram:42``. ``:``, ``+`` and ``@`` (in messaging platforms' ids, see
+    bot/channels) are valid in a path segment and stay as they are; the rest is escaped.
+    """
+    return quote(conversation_id, safe=":+@")
+
+
 class RasaError(Exception):
     """Rasa's HTTP API did not answer as expected; the message is one line."""
 
@@ -52,7 +63,7 @@ class RasaApi:
         self._http = session
 
     def _url(self, conversation_id: str, tail: str) -> str:
-        return f"{self._base}/conversations/{quote(conversation_id, safe='')}/{tail}"
+        return f"{self._base}/conversations/{conversation_path(conversation_id)}/{tail}"
 
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {api_token(self._key)}"}

@@ -3,20 +3,27 @@ configured and pointed at the local stand-ins (tests/channels/standins.py)."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
 
 from bot.settings import get_settings
 from bot.wallet import demo
 from bot.wallet.repository import WalletRepository
-from bot.web.rasa_api import agent_payload
+from bot.web.app import create_app
+from bot.web.config import WebConfig
+from bot.web.rasa_api import agent_payload, conversation_path
 from tests.channels import standins
 from tests.channels.standins import StandIn, StandInServer
 from tests.conftest import agents_available
@@ -33,13 +40,80 @@ class Platforms:
     telegram_token: str = "7000001:test-bot-token"
     telegram_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
+    slack: StandIn = field(default_factory=lambda: StandIn("slack"))
+    slack_token: str = field(default_factory=lambda: f"xoxb-{secrets.token_hex(12)}")
+    slack_secret: str = field(default_factory=lambda: secrets.token_hex(16))
+
+    messenger: StandIn = field(default_factory=lambda: StandIn("messenger"))
+    page_token: str = field(default_factory=lambda: f"EAAG{secrets.token_hex(20)}")
+    app_secret: str = field(default_factory=lambda: secrets.token_hex(16))
+    verify_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+
+    twilio: StandIn = field(default_factory=lambda: StandIn("twilio"))
+    twilio_sid: str = field(default_factory=lambda: f"AC{secrets.token_hex(16)}")
+    twilio_token: str = field(default_factory=lambda: secrets.token_hex(16))
+    sms_number: str = "+15005550006"
+    whatsapp_number: str = "+14155238886"
+    public_url: str = "https://giftbot.example.com"
+
+    teams: StandIn = field(default_factory=lambda: StandIn("teams"))
+    app_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    app_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    tenant_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    signing_key: rsa.RSAPrivateKey = field(
+        default_factory=lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    )
+    key_id: str = field(default_factory=lambda: secrets.token_hex(8))
+
+    store: StandIn = field(default_factory=lambda: StandIn("store"))
+    """The web server (bot/web) in demo mode: the store's sign-in page for account links."""
+
     def env(self) -> dict[str, str]:
         return {
+            "GIFTBOT_ACCOUNT_LINK_URL": f"{self.store.url}/link",
             "GIFTBOT_TELEGRAM_BOT_TOKEN": self.telegram_token,
             "GIFTBOT_TELEGRAM_BOT_NAME": "giftbot_test_bot",
             "GIFTBOT_TELEGRAM_SECRET_TOKEN": self.telegram_secret,
             "GIFTBOT_TELEGRAM_API_URL": self.telegram.url,
+            "GIFTBOT_SLACK_BOT_TOKEN": self.slack_token,
+            "GIFTBOT_SLACK_SIGNING_SECRET": self.slack_secret,
+            "GIFTBOT_SLACK_API_URL": self.slack.url,
+            "GIFTBOT_FACEBOOK_PAGE_ACCESS_TOKEN": self.page_token,
+            "GIFTBOT_FACEBOOK_APP_SECRET": self.app_secret,
+            "GIFTBOT_FACEBOOK_VERIFY_TOKEN": self.verify_token,
+            "GIFTBOT_FACEBOOK_API_URL": self.messenger.url,
+            "GIFTBOT_TWILIO_ACCOUNT_SID": self.twilio_sid,
+            "GIFTBOT_TWILIO_AUTH_TOKEN": self.twilio_token,
+            "GIFTBOT_TWILIO_NUMBER": self.sms_number,
+            "GIFTBOT_TWILIO_WHATSAPP_NUMBER": self.whatsapp_number,
+            "GIFTBOT_TWILIO_API_URL": self.twilio.url,
+            "GIFTBOT_PUBLIC_URL": self.public_url,
+            "GIFTBOT_BOTFRAMEWORK_APP_ID": self.app_id,
+            "GIFTBOT_BOTFRAMEWORK_APP_PASSWORD": self.app_password,
+            "GIFTBOT_BOTFRAMEWORK_TENANT_ID": self.tenant_id,
+            "GIFTBOT_BOTFRAMEWORK_API_URL": self.teams.url,
         }
+
+    def jwks(self) -> dict[str, Any]:
+        """The Bot Framework's published keys: ours, endorsed for Teams only."""
+        public = json.loads(RSAAlgorithm.to_jwk(self.signing_key.public_key()))
+        key = {**public, "kid": self.key_id, "use": "sig", "endorsements": ["msteams"]}
+        return {"keys": [key]}
+
+    def apps(self) -> list[tuple[StandIn, web.Application]]:
+        return [
+            (self.telegram, standins.telegram_app(self.telegram, self.telegram_token)),
+            (self.slack, standins.slack_app(self.slack, self.slack_token)),
+            (self.messenger, standins.messenger_app(self.messenger, self.page_token)),
+            (self.twilio, standins.twilio_app(self.twilio, self.twilio_sid, self.twilio_token)),
+            (
+                self.teams,
+                standins.botframework_app(
+                    self.teams, self.jwks(), self.tenant_id, self.app_id, self.app_password
+                ),
+            ),
+            (self.store, create_app(replace(WebConfig.from_env(), demo_mode=True))),
+        ]
 
 
 @pytest.fixture(scope="package")
@@ -49,19 +123,13 @@ def platforms() -> Platforms:
 
 @pytest.fixture(scope="package")
 def channel_servers(wallet: WalletRepository, platforms: Platforms) -> Iterator[Servers]:
-    """Rasa starts first, with every platform down; then the stand-ins come up."""
+    """Rasa starts first, with every platform configured and every platform down; then the
+    stand-ins come up."""
     var_dir = Path(get_settings().var_dir) / "channels"
     running = Servers.start(var_dir, extra_env=platforms.env())
     stand_ins = StandInServer()
     try:
-        stand_ins.start(
-            [
-                (
-                    platforms.telegram,
-                    standins.telegram_app(platforms.telegram, platforms.telegram_token),
-                ),
-            ]
-        )
+        stand_ins.start(platforms.apps())
         yield running
     finally:
         stand_ins.stop()
@@ -77,12 +145,16 @@ def an_agent_is_available(wallet: WalletRepository) -> Iterator[None]:
 def tracker_events(servers: Servers, conversation_id: str) -> list[dict[str, Any]]:
     """The conversation's events as Rasa's tracker store keeps them."""
     answer = requests.get(
-        f"{servers.rasa_url}/conversations/{conversation_id}/tracker",
-        params={"token": servers.api_token, "include_events": "ALL"},
+        f"{servers.rasa_url}/conversations/{conversation_path(conversation_id)}/tracker",
+        params={"include_events": "ALL"},
+        headers=servers.api_headers(),
         timeout=30,
     )
     answer.raise_for_status()
-    return list(answer.json()["events"])
+    tracker = answer.json()
+    # Rasa read this very conversation (an escaped id would silently read an empty one).
+    assert tracker["sender_id"] == conversation_id
+    return list(tracker["events"])
 
 
 def user_texts(servers: Servers, conversation_id: str) -> list[str]:
@@ -96,9 +168,9 @@ def user_texts(servers: Servers, conversation_id: str) -> list[str]:
 def act_as_agent(servers: Servers, conversation_id: str, events: list[dict[str, Any]]) -> None:
     """What the agent console does (bot/web/rasa_api.RasaApi.append)."""
     answer = requests.post(
-        f"{servers.rasa_url}/conversations/{conversation_id}/tracker/events",
+        f"{servers.rasa_url}/conversations/{conversation_path(conversation_id)}/tracker/events",
+        headers=servers.api_headers(),
         params={
-            "token": servers.api_token,
             "output_channel": "latest",
             "execute_side_effects": "true",
         },
@@ -147,7 +219,11 @@ class Shopper:
         raise NotImplementedError
 
     def sent(self) -> list[standins.Call]:
-        return self.stand_in.matching(self.is_mine)
+        """What the platform accepted for this shopper (a call it refused never arrived)."""
+        return self.stand_in.matching(self.delivered)
+
+    def delivered(self, call: standins.Call) -> bool:
+        return call.accepted and self.is_mine(call)
 
     def say(self, text: str) -> list[standins.Call]:
         """Send ``text`` the platform's way; the calls that carried the assistant's answer."""
@@ -160,6 +236,14 @@ class Shopper:
         self.transcript.append(f"shopper> {text}")
         self.transcript += [f"{self.stand_in.name}< {self.text_of(call)}" for call in calls]
         return calls
+
+    def command(self, text: str) -> str:
+        """Something the channel answers itself, without Rasa (account linking)."""
+        before = len(self.sent())
+        assert self.post(text).status_code == 200
+        (call,) = self.stand_in.wait_for(self.delivered, before + 1)[before:]
+        self.transcript += [f"shopper> {text}", f"{self.stand_in.name}< {self.text_of(call)}"]
+        return self.text_of(call)
 
     def said(self, text: str) -> str:
         return "\n".join(self.text_of(call) for call in self.say(text))
@@ -184,7 +268,7 @@ def handoff_and_agent_reply(shopper: Shopper, wallet: WalletRepository, channel:
             agent_payload({"text": "Hi, how can I help?", "agent": {"name": name}}),
         ],
     )
-    joined, said = shopper.stand_in.wait_for(shopper.is_mine, before + 2)[before:]
+    joined, said = shopper.stand_in.wait_for(shopper.delivered, before + 2)[before:]
     assert shopper.text_of(joined) == f"{name} from our support team has joined the conversation."
     assert shopper.text_of(said) == f"{name}: Hi, how can I help?"
     wallet.hand_back(handoff.id, demo.DEMO_AGENT[0])
@@ -196,8 +280,9 @@ def handoff_and_agent_reply(shopper: Shopper, wallet: WalletRepository, channel:
             agent_payload({"event": "agent_left", "agent": {"name": name}}),
         ],
     )
-    (left,) = shopper.stand_in.wait_for(shopper.is_mine, before + 3)[before + 2 :]
+    (left,) = shopper.stand_in.wait_for(shopper.delivered, before + 3)[before + 2 :]
     assert shopper.text_of(left) == f"{name} has left the conversation."
     shopper.transcript += [
         f"{shopper.stand_in.name}< {shopper.text_of(call)}" for call in (joined, said, left)
     ]
+    print("\n".join(shopper.transcript))  # the transcript as the stand-in recorded it (-s)

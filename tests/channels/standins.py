@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BasicAuth, web
 
 from tests.servers import free_port
 
@@ -27,6 +27,8 @@ class Call:
     headers: dict[str, str]
     body: Any
     """JSON body, or the form fields of a form-encoded one."""
+    accepted: bool = True
+    """The stand-in accepted the call (right credentials, well-formed), as the platform would."""
 
 
 @dataclass
@@ -114,8 +116,10 @@ def recording(stand_in: StandIn, answer: Callable[[web.Request, Any], web.Respon
 
     async def handler(request: web.Request) -> web.Response:
         body = await read_body(request)
-        stand_in.record(Call(request.path, dict(request.headers), body))
-        return answer(request, body)
+        response = answer(request, body)
+        refused = response.status >= 300 or '"ok": false' in (response.text or "")
+        stand_in.record(Call(request.path, dict(request.headers), body, accepted=not refused))
+        return response
 
     return handler
 
@@ -147,4 +151,133 @@ def telegram_app(stand_in: StandIn, bot_token: str) -> web.Application:
 
     app = web.Application()
     app.router.add_post("/bot{token}/{method}", recording(stand_in, answer))
+    return app
+
+
+# --------------------------------------------------------------------------------- Slack
+
+
+def slack_app(stand_in: StandIn, bot_token: str) -> web.Application:
+    """https://api.slack.com/methods/chat.postMessage: HTTP 200 and {"ok": ...} either way."""
+
+    def answer(request: web.Request, body: Any) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {bot_token}":
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        ts = f"{time.time():.6f}"
+        return web.json_response(
+            {
+                "ok": True,
+                "channel": body["channel"],
+                "ts": ts,
+                "message": {"type": "message", "text": body["text"], "ts": ts},
+            }
+        )
+
+    app = web.Application()
+    app.router.add_post("/chat.postMessage", recording(stand_in, answer))
+    return app
+
+
+# ----------------------------------------------------------------------------- Messenger
+
+
+def messenger_app(stand_in: StandIn, page_token: str) -> web.Application:
+    """The Send API: POST /me/messages -> {"recipient_id", "message_id"}."""
+
+    def answer(request: web.Request, body: Any) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {page_token}":
+            error = {
+                "message": "Invalid OAuth access token.",
+                "type": "OAuthException",
+                "code": 190,
+            }
+            return web.json_response({"error": error}, status=400)
+        return web.json_response(
+            {"recipient_id": body["recipient"]["id"], "message_id": f"m_{len(stand_in.calls)}"}
+        )
+
+    app = web.Application()
+    app.router.add_post("/me/messages", recording(stand_in, answer))
+    return app
+
+
+# -------------------------------------------------------------------------------- Twilio
+
+
+def twilio_app(stand_in: StandIn, account_sid: str, auth_token: str) -> web.Application:
+    """POST /2010-04-01/Accounts/{sid}/Messages.json, HTTP basic auth: 201 and the Message."""
+    expected = BasicAuth(account_sid, auth_token).encode()
+
+    def answer(request: web.Request, body: Any) -> web.Response:
+        if request.headers.get("Authorization") != expected:
+            error = {"code": 20003, "message": "Authenticate", "status": 401}
+            return web.json_response(error, status=401)
+        message = {
+            "sid": f"SM{len(stand_in.calls):032x}",
+            "account_sid": account_sid,
+            "status": "queued",
+            "to": body["To"],
+            "from": body["From"],
+            "body": body["Body"],
+        }
+        return web.json_response(message, status=201)
+
+    app = web.Application()
+    app.router.add_post(
+        f"/2010-04-01/Accounts/{account_sid}/Messages.json", recording(stand_in, answer)
+    )
+    return app
+
+
+# ------------------------------------------------------------------------- Bot Framework
+
+
+def botframework_app(
+    stand_in: StandIn, jwks: dict[str, Any], tenant: str, app_id: str, app_password: str
+) -> web.Application:
+    """login.botframework.com's OpenID configuration and keys, the tenant's token endpoint, and
+    the Bot Connector's POST /v3/conversations/{id}/activities (the activity's serviceUrl)."""
+    access_token = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.stand-in-connector-token"
+
+    def openid(request: web.Request, body: Any) -> web.Response:
+        return web.json_response(
+            {
+                "issuer": "https://api.botframework.com",
+                "authorization_endpoint": "https://invalid.botframework.com",
+                "jwks_uri": f"{stand_in.url}/v1/.well-known/keys",
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            }
+        )
+
+    def keys(request: web.Request, body: Any) -> web.Response:
+        return web.json_response(jwks)
+
+    def token(request: web.Request, body: Any) -> web.Response:
+        if request.match_info["tenant"] != tenant or (
+            body.get("client_id"),
+            body.get("client_secret"),
+        ) != (app_id, app_password):
+            return web.json_response({"error": "invalid_client"}, status=401)
+        return web.json_response(
+            {
+                "token_type": "Bearer",
+                "expires_in": 3599,
+                "ext_expires_in": 3599,
+                "access_token": access_token,
+            }
+        )
+
+    def activity(request: web.Request, body: Any) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {access_token}":
+            return web.json_response({"error": {"code": "Unauthorized"}}, status=401)
+        return web.json_response({"id": f"1:{len(stand_in.calls)}"})
+
+    app = web.Application()
+    app.router.add_get("/v1/.well-known/openidconfiguration", recording(stand_in, openid))
+    app.router.add_get("/v1/.well-known/keys", recording(stand_in, keys))
+    app.router.add_post("/{tenant}/oauth2/v2.0/token", recording(stand_in, token))
+    app.router.add_post(
+        "/v3/conversations/{conversation}/activities", recording(stand_in, activity)
+    )
     return app
