@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from asyncio import AbstractEventLoop
+from collections import OrderedDict
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -28,9 +29,11 @@ from rasa.shared.core.events import Event
 from rasa.utils.endpoints import EndpointConfig
 
 from bot.settings import get_settings
-from bot.tracker_store import redact
+from bot.tracker_store import Redactor
 
 logger = logging.getLogger(__name__)
+CONVERSATIONS_FOLLOWED = 10_000
+"""Conversations whose redaction context (was the claim code just asked for?) one broker keeps."""
 
 
 class RedactingPikaEventBroker(PikaEventBroker):
@@ -58,6 +61,7 @@ class RedactingPikaEventBroker(PikaEventBroker):
             exchange_name=exchange_name or settings.broker_exchange,
             **kwargs,
         )
+        self._redactors: OrderedDict[str, Redactor] = OrderedDict()
 
     @classmethod
     async def from_endpoint_config(
@@ -75,9 +79,23 @@ class RedactingPikaEventBroker(PikaEventBroker):
         return self._amqp_url
 
     def publish(self, event: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        redacted = redact_serialised(event)
+        redacted = redact_serialised(event, self._redactor(str(event.get("sender_id"))))
         if redacted is not None:
             super().publish(redacted, headers)
+
+    def _redactor(self, sender_id: str) -> Redactor:
+        """The conversation's redactor, following its events in the order they are published
+        (so an answer to "what is the claim code?" is hidden whole, as in the tracker store)."""
+        redactor = self._redactors.pop(sender_id, None) or Redactor()
+        self._redactors[sender_id] = redactor
+        while len(self._redactors) > CONVERSATIONS_FOLLOWED:
+            self._redactors.popitem(last=False)
+        return redactor
+
+    def _publish_unpublished_messages(self, *_: Any, **__: Any) -> None:
+        # These were redacted when first published: out they go as they are.
+        while self._unpublished_events:
+            PikaEventBroker.publish(self, self._unpublished_events.popleft())
 
     async def _publish(self, event: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         # Rasa's own logs the event (the shopper's text) at DEBUG, and at ERROR when it fails.
@@ -106,12 +124,12 @@ class RedactingPikaEventBroker(PikaEventBroker):
         return len(self._unpublished_events)
 
 
-def redact_serialised(body: dict[str, Any]) -> dict[str, Any] | None:
-    """``body`` (``{"sender_id": …, **event.as_dict()}``) as ``redact`` keeps it; None when it
+def redact_serialised(body: dict[str, Any], redactor: Redactor) -> dict[str, Any] | None:
+    """``body`` (``{"sender_id": …, **event.as_dict()}``) as ``redactor`` keeps it; None when it
     is no Rasa event, so that nothing unexamined is ever published."""
     fields = {k: v for k, v in body.items() if k != "sender_id"}
     event = Event.from_parameters(fields)
     if event is None:
         logger.error("Not publishing an unknown event type %r", body.get("event"))
         return None
-    return {"sender_id": body.get("sender_id"), **redact(event).as_dict()}
+    return {"sender_id": body.get("sender_id"), **redactor.redact(event).as_dict()}

@@ -95,6 +95,25 @@ def test_published_events_hold_no_claim_code_and_no_token() -> None:
     _run(test)
 
 
+def test_an_answer_to_the_claim_code_question_is_hidden_whole() -> None:
+    """Even one that is no valid claim code (a typo): the broker follows the conversation."""
+    amqp_url = require_rabbitmq()
+    answer = "the one my aunt sent me"
+
+    async def test() -> None:
+        async with _broker(amqp_url) as (broker, queue):
+            broker.publish(
+                {"sender_id": "ann", **SlotSet("requested_slot", "claim_code").as_dict()}
+            )
+            broker.publish({"sender_id": "ann", **UserUttered(answer).as_dict()})
+            broker.publish({"sender_id": "ben", **UserUttered(answer).as_dict()})
+            bodies = await _drain(queue, lambda got: len(got) == 3)
+        texts = {b["sender_id"]: b["text"] for b in bodies if b["event"] == "user"}
+        assert texts == {"ann": "[claim code hidden]", "ben": answer}
+
+    _run(test)
+
+
 def test_the_tracker_stores_in_memory_fallback_publishes_redacted_events(
     pg_schema_url: str,
 ) -> None:
@@ -141,6 +160,8 @@ def test_events_published_while_rabbitmq_is_unreachable_arrive_once_it_is_back(
         async with _broker(via_proxy, amqp_url) as (broker, queue):
             broker.publish(_message("before"))
             await _drain(queue, lambda got: len(got) == 1)
+            while broker._background_tasks:  # RabbitMQ's confirmation of it is in too
+                await asyncio.sleep(0.05)
             proxy.cut()
             for number in range(3):
                 broker.publish(_message(f"during-{number}"))
