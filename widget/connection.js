@@ -1,8 +1,8 @@
-// The link to Rasa's socket.io channel (rasa/core/channels/socketio.py). With
-// `session_persistence: true` Rasa keys the conversation on the session id we send in
-// `session_request` and answers `session_confirm`; bot replies go to the room of that id.
-// After any reconnect (a network drop, the server restarting) we ask for the same session
-// again, so the conversation continues where it was.
+// The link to the Rasa server's socket.io channel (bot/channels/socketio.py). A conversation is
+// a secret this browser keeps: `session_request` sends it, and the server answers
+// `session_confirm` with the conversation's id (an HMAC of the secret, so knowing the id alone
+// opens nothing); bot replies go to the room of that id. After any reconnect (a network drop,
+// the server restarting) we ask for the same session again, so the conversation continues.
 
 import { io } from "../vendor/socket.io/socket.io.esm.min.js";
 
@@ -13,23 +13,24 @@ const ACK_TIMEOUT_MS = 90_000;
 export class Connection {
   /**
    * @param {object} options url, path, userEvent, botEvent
-   * @param {object} handlers onStatus(status), onBotMessage(payload)
+   * @param {object} handlers onStatus(status), onBotMessage(payload), onSession(secret, id)
    */
   constructor(options, handlers) {
     this.options = options;
     this.handlers = handlers;
-    this.sessionId = null;
+    this.sessionSecret = null;
+    this.sessionId = null; // the conversation's id, once the server has confirmed it
     this.ready = false;
     this.socket = null;
     this.everOnline = false;
   }
 
-  connect(sessionId) {
+  connect(sessionSecret) {
     if (this.socket) {
-      this.switchSession(sessionId);
+      this.switchSession(sessionSecret);
       return;
     }
-    this.sessionId = sessionId;
+    this.sessionSecret = sessionSecret;
     this.socket = io(this.options.url, {
       path: this.options.path,
       // Websocket first: it needs no CORS set-up on the Rasa server; polling is the fallback.
@@ -40,11 +41,15 @@ export class Connection {
     });
     this.handlers.onStatus("connecting");
     this.socket.on("connect", () => {
-      this.socket.emit("session_request", { session_id: this.sessionId });
+      this.sessionId = null;
+      this.socket.emit("session_request", { session_secret: this.sessionSecret });
     });
     this.socket.on("session_confirm", (confirmed) => {
-      const id = typeof confirmed === "string" ? confirmed : confirmed?.session_id;
-      if (id !== this.sessionId) return; // an answer to a request made for an older session
+      // An answer to a request made for an older session is ignored.
+      if (confirmed?.session_secret !== this.sessionSecret) return;
+      if (typeof confirmed.session_id !== "string") return;
+      this.sessionId = confirmed.session_id;
+      this.handlers.onSession?.(this.sessionSecret, this.sessionId);
       this.ready = true;
       this.everOnline = true;
       this.handlers.onStatus("online");
@@ -62,13 +67,14 @@ export class Connection {
   }
 
   /** Move to another conversation (a new chat, or another shopper signed in). */
-  switchSession(sessionId) {
-    if (!this.socket || sessionId === this.sessionId) {
-      this.sessionId = sessionId;
+  switchSession(sessionSecret) {
+    if (!this.socket || sessionSecret === this.sessionSecret) {
+      this.sessionSecret = sessionSecret;
       return;
     }
     // Rasa has no "leave room": a fresh connection is the only way out of the old one.
-    this.sessionId = sessionId;
+    this.sessionSecret = sessionSecret;
+    this.sessionId = null;
     this.ready = false;
     this.socket.disconnect().connect();
   }

@@ -115,7 +115,11 @@ class GiftbotChat {
         botEvent: "bot_uttered",
         metadataKey: options.metadataKey,
       },
-      { onStatus: (status) => this.connectionStatus(status), onBotMessage: (p) => this.received(p) },
+      {
+        onStatus: (status) => this.connectionStatus(status),
+        onBotMessage: (payload) => this.received(payload),
+        onSession: (secret, id) => this.confirmed(secret, id),
+      },
     );
     // Every tab of the store receives each reply, and exactly one tab records it; the others
     // show it from storage. Replies to a message go to the tab that sent it; anything else
@@ -135,7 +139,7 @@ class GiftbotChat {
 
     const session = this.store.session();
     // Connect at once when there is a conversation to continue (an agent may write into it).
-    if (session.started || this.store.outbox().length) this.connection.connect(session.id);
+    if (session.started || this.store.outbox().length) this.connection.connect(session.secret);
     if (options.open || this.store.wasOpen()) this.show({ focus: false });
   }
 
@@ -146,7 +150,7 @@ class GiftbotChat {
     this.store.setOpen(true);
     this.store.updateSession({ unread: 0 });
     const session = this.store.session();
-    this.connection.connect(session.id);
+    this.connection.connect(session.secret);
     if (!session.started) {
       this.store.updateSession({ started: true });
       if (this.options.initPayload) {
@@ -181,7 +185,7 @@ class GiftbotChat {
     const session = this.store.startSession(customer);
     this.setInflight(null);
     this.setTyping(false);
-    this.connection.switchSession(session.id);
+    this.connection.switchSession(session.secret);
     this.render();
     if (this.open) this.show({ focus: false });
   }
@@ -282,6 +286,12 @@ class GiftbotChat {
     this.render();
   }
 
+  /** The server confirmed the conversation's id: kept, for the store's support staff to quote. */
+  confirmed(secret, id) {
+    const session = this.store.session();
+    if (session.secret === secret && session.id !== id) this.store.updateSession({ id });
+  }
+
   connectionStatus(status) {
     this.status = status;
     clearTimeout(this.statusTimer);
@@ -323,13 +333,13 @@ class GiftbotChat {
       // The shopper signed out (or another shopper in) in another tab: never send a token
       // that is not the conversation's shopper's.
       if (this.token && tokenSubject(this.token) !== session.customer) this.token = null;
-      if (session.id !== this.connection.sessionId) {
+      if (session.secret !== this.connection.sessionSecret) {
         this.setInflight(null);
         this.setTyping(false);
-        this.connection.switchSession(session.id);
+        this.connection.switchSession(session.secret);
       }
       // Another tab started the conversation: listen too, in case this tab is the leader.
-      if (session.started) this.connection.connect(session.id);
+      if (session.started) this.connection.connect(session.secret);
     }
     if (event.key === this.store.keys.session || event.key === this.store.keys.transcript) {
       this.render();

@@ -1,6 +1,8 @@
 // What the widget keeps in the browser, so that a conversation survives reloads, closed tabs
 // and other tabs of the same store:
-//   localStorage   <prefix>:session     the Rasa session id, who was signed in, unread count
+//   localStorage   <prefix>:session     the session secret (only this browser has it), the
+//                                       conversation's id once confirmed, who was signed in,
+//                                       unread count
 //   localStorage   <prefix>:transcript  the messages as shown (claim codes already hidden)
 //   sessionStorage <prefix>:outbox      what the shopper typed that Rasa has not acknowledged
 //   localStorage   <prefix>:sending     which tab has a message on its way (it records the replies)
@@ -52,8 +54,10 @@ export class Store {
 
   session() {
     const stored = read(local, this.keys.session, null);
-    if (stored && typeof stored.id === "string") return stored;
-    return this.startSession(null);
+    if (stored && typeof stored.secret === "string") return stored;
+    // Nothing stored, or a session of the widget before secrets: its conversation cannot be
+    // joined any more, so start afresh (the transcript would belong to another conversation).
+    return this.startSession(stored && typeof stored.customer === "string" ? stored.customer : null);
   }
 
   updateSession(changes) {
@@ -62,13 +66,13 @@ export class Store {
     return session;
   }
 
-  /** A new conversation: new session id, empty transcript and outbox. */
+  /** A new conversation: new secret (its id comes from the server), empty transcript and outbox. */
   startSession(customer) {
-    const session = { id: newId(), customer, started: false, unread: 0 };
-    write(local, this.keys.session, session);
+    const fresh = { secret: newId(), id: null, customer, started: false, unread: 0 };
+    write(local, this.keys.session, fresh);
     write(local, this.keys.transcript, []);
-    write(session, this.keys.outbox, []);
-    return session;
+    write(session, this.keys.outbox, []); // sessionStorage (the module's `session`)
+    return fresh;
   }
 
   // --------------------------------------------------------------- transcript
