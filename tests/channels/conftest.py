@@ -3,15 +3,17 @@ configured and pointed at the local stand-ins (tests/channels/standins.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import aiohttp
 import pytest
 import requests
 from aiohttp import web
@@ -23,13 +25,14 @@ from bot.wallet import demo
 from bot.wallet.repository import WalletRepository
 from bot.web.app import create_app
 from bot.web.config import WebConfig
-from bot.web.rasa_api import agent_payload, conversation_path
+from bot.web.rasa_api import RasaApi, agent_payload
 from tests.channels import standins
 from tests.channels.standins import StandIn, StandInServer
 from tests.conftest import agents_available
 from tests.servers import Servers
 
 pytestmark = pytest.mark.servers
+T = TypeVar("T")
 
 
 @dataclass
@@ -142,16 +145,15 @@ def an_agent_is_available(wallet: WalletRepository) -> Iterator[None]:
         yield
 
 
+async def _console(servers: Servers, call: Callable[[RasaApi], Awaitable[T]]) -> T:
+    async with aiohttp.ClientSession() as session:
+        return await call(RasaApi(servers.rasa_url, servers.api_token, session))
+
+
 def tracker_events(servers: Servers, conversation_id: str) -> list[dict[str, Any]]:
-    """The conversation's events as Rasa's tracker store keeps them."""
-    answer = requests.get(
-        f"{servers.rasa_url}/conversations/{conversation_path(conversation_id)}/tracker",
-        params={"include_events": "ALL"},
-        headers=servers.api_headers(),
-        timeout=30,
-    )
-    answer.raise_for_status()
-    tracker = answer.json()
+    """The conversation's events as Rasa's tracker store keeps them, read the way the agent
+    console reads them (bot/web/rasa_api.RasaApi)."""
+    tracker = asyncio.run(_console(servers, lambda api: api.tracker(conversation_id)))
     # Rasa read this very conversation (an escaped id would silently read an empty one).
     assert tracker["sender_id"] == conversation_id
     return list(tracker["events"])
@@ -166,18 +168,8 @@ def user_texts(servers: Servers, conversation_id: str) -> list[str]:
 
 
 def act_as_agent(servers: Servers, conversation_id: str, events: list[dict[str, Any]]) -> None:
-    """What the agent console does (bot/web/rasa_api.RasaApi.append)."""
-    answer = requests.post(
-        f"{servers.rasa_url}/conversations/{conversation_path(conversation_id)}/tracker/events",
-        headers=servers.api_headers(),
-        params={
-            "output_channel": "latest",
-            "execute_side_effects": "true",
-        },
-        json=events,
-        timeout=30,
-    )
-    answer.raise_for_status()
+    """What the agent console does: append events, bot events sent to the latest channel."""
+    asyncio.run(_console(servers, lambda api: api.append(conversation_id, events)))
 
 
 def wait_for_turns(servers: Servers, conversation_id: str, user_turns: int) -> None:

@@ -176,6 +176,8 @@ def test_a_request_that_fails_the_signature_check_is_refused(
         answer = requests.post(shopper.url, data=body.replace(b"1712", b"1799"), headers=headers)
     assert answer.status_code == 401
     assert user_texts(shopper.servers, shopper.conversation_id) == []
+    log = (shopper.servers.var_dir / "log" / "rasa.log").read_text()
+    assert "3456 7890" not in log and shopper.user not in log
 
 
 def test_a_retried_event_is_answered_once(shopper: SlackShopper) -> None:

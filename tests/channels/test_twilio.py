@@ -17,6 +17,7 @@ from tests.channels.conftest import (
     Shopper,
     handoff_and_agent_reply,
     user_texts,
+    wait_for_turns,
 )
 from tests.channels.standins import Call
 from tests.servers import Servers
@@ -146,6 +147,7 @@ def test_a_redelivered_message_is_answered_once(texter: TextingShopper) -> None:
     params = texter.message("hello")
     assert texter.send(params).status_code == 200
     texter.turns += 1
+    wait_for_turns(texter.servers, texter.conversation_id, 1)
     texter.say("thanks")
     assert texter.send(params).status_code == 200  # Twilio's retry of the same MessageSid
     texter.say("bye")
