@@ -138,7 +138,8 @@ def test_a_claim_code_is_hidden_in_the_transcript(page: Page) -> None:
     chat.say("my claim code doesn't work")
     answer = chat.say(f"it is {REDEEMED.claim_code}")
     assert "already redeemed on a different account" in answer  # the assistant got the code
-    assert chat.shopper_lines()[-1] == "it is [claim code hidden]"
+    # Masking errs on the side of hiding: "it is ZP3N 8VKQYD" would parse as a code too.
+    assert chat.shopper_lines()[-1] == "[claim code hidden]"
     shown = chat.log.inner_text() + str(chat.stored("transcript"))
     for part in REDEEMED.claim_code.split("-"):
         assert part not in shown
