@@ -311,11 +311,15 @@ def _list_channels(_args: argparse.Namespace) -> tuple[Output, str]:
     from bot.channels import registry
     from bot.settings import get_channel_settings
 
-    on = registry.enabled(get_channel_settings())
-    lines = [
-        f"{name:<13} {'on' if name in on else 'off (settings not set)'}"
-        for name in registry.CHANNEL_CLASSES
-    ]
+    settings = get_channel_settings()
+    on = registry.enabled(settings)
+    lines = []
+    for name in registry.CHANNEL_CLASSES:
+        if name not in on:
+            lines.append(f"{name:<13} off (settings not set)")
+            continue
+        where = registry.webhook_url(settings.public_url or "https://<public URL>", name)
+        lines.append(f"{name:<13} on   webhook {where}")
     return {"enabled": on}, "\n".join(lines)
 
 

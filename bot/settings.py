@@ -8,6 +8,7 @@ action server and the web server of one installation agree without any manual st
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -313,6 +314,12 @@ def read_channel_settings(env: Mapping[str, str]) -> ChannelSettings:
         "GIFTBOT_TELEGRAM_BOT_NAME",
         "GIFTBOT_TELEGRAM_SECRET_TOKEN",
     )
+    if telegram and not re.fullmatch(
+        r"[A-Za-z0-9_-]{1,256}", telegram["GIFTBOT_TELEGRAM_SECRET_TOKEN"]
+    ):
+        raise SystemExit(
+            "GIFTBOT_TELEGRAM_SECRET_TOKEN must be 1-256 of A-Z, a-z, 0-9, _ and - (Telegram's rule)"
+        )
     facebook = _platform(
         env,
         "Messenger",

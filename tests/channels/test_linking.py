@@ -12,10 +12,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
+from sqlalchemy import update
 
 from bot.channels.linking import mint_link_token
 from bot.settings import get_settings
 from bot.wallet.demo import CARDS
+from bot.wallet.models import ChannelLink
 from bot.wallet.repository import WalletRepository
 from bot.wallet.repository.channels import ChannelsRepository
 from tests.channels.conftest import Platforms, tracker_events
@@ -88,11 +90,10 @@ def test_an_expired_link_is_refused(shopper: TelegramShopper, wallet: WalletRepo
     link_id = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))["jti"]
     # The link's row says it expired (its token's own expiry is checked as well, below).
     with wallet.engine.begin() as connection:
-        connection.exec_driver_sql(
-            "UPDATE channel_links SET expires_at = ? WHERE id = ?"
-            if wallet.engine.dialect.name == "sqlite"
-            else "UPDATE channel_links SET expires_at = %s WHERE id = %s",
-            (datetime.now(timezone.utc) - timedelta(seconds=1), link_id),
+        connection.execute(
+            update(ChannelLink)
+            .where(ChannelLink.id == link_id)
+            .values(expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
         )
     answer = sign_in_and_link_again(link)
     assert answer.status_code == 410 and "expired" in answer.text

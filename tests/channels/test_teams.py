@@ -133,6 +133,7 @@ def _other_key() -> rsa.RSAPrivateKey:
     [
         "no token",
         "signed by another key",
+        "an unknown key id",
         "another audience",
         "another issuer",
         "expired",
@@ -151,6 +152,8 @@ def test_a_request_that_fails_the_token_checks_is_refused(
         token = None
     elif attack == "signed by another key":
         token = shopper.token(key=_other_key())
+    elif attack == "an unknown key id":
+        token = shopper.token(key=_other_key(), kid="attackers-key")
     elif attack == "another audience":
         token = shopper.token(aud=str(uuid.uuid4()))
     elif attack == "another issuer":
