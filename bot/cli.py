@@ -331,7 +331,8 @@ def _channel_credentials(args: argparse.Namespace) -> tuple[Output, str]:
 
     path = Path(args.output) if args.output else get_settings().var_dir / "credentials.yml"
     on = registry.write_credentials(path, get_channel_settings())
-    return {"path": str(path), "enabled": on}, f"{path}: web channels + {', '.join(on) or 'none'}"
+    platforms = ", ".join(on) or "none set up (README: Messaging platforms)"
+    return {"path": str(path), "enabled": on}, f"{platforms} -> {path}"
 
 
 def _register_channels(args: argparse.Namespace) -> tuple[Output, str]:
