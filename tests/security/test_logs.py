@@ -197,3 +197,42 @@ def test_logging_yml_redacts_every_record_of_the_process() -> None:
     assert "Ann Lee" not in out and "Predicted next action" not in out  # DEBUG is not written
     assert re.sub(r"[^A-Z0-9]", "", CODE.upper()) not in re.sub(r"[^A-Z0-9]", "", out.upper())
     assert token.split(".")[1] not in out and token.split(".")[2] not in out
+
+
+def test_a_structured_traceback_keeps_its_frames_but_no_value_or_variable() -> None:
+    """What structlog's dict_tracebacks (Rasa's JSON logs) makes of an exception."""
+    from bot.log_redaction import redact_message
+
+    event = {
+        "event": "rest.message.received.failure",
+        "level": "error",
+        "text": CODE,
+        "exception": [
+            {
+                "exc_type": "TypeError",
+                "exc_value": f"bad {CODE}",
+                "frames": [
+                    {
+                        "filename": "rasa/core/channels/rest.py",
+                        "lineno": 161,
+                        "name": "receive",
+                        "line": "",
+                        "locals": {"text": f"'{CODE}'", "metadata": "{'customer_token': 'eyJhbGc"},
+                    }
+                ],
+            }
+        ],
+    }
+    assert json.loads(redact_message(json.dumps(event))) == {
+        "event": "rest.message.received.failure",
+        "level": "error",
+        "text": "[redacted]",
+        "exception": [
+            {
+                "exc_type": "TypeError",
+                "frames": [
+                    {"filename": "rasa/core/channels/rest.py", "lineno": 161, "name": "receive"}
+                ],
+            }
+        ],
+    }
