@@ -25,6 +25,7 @@ from bot.wallet import demo
 from bot.wallet.repository import WalletRepository
 from bot.web.app import create_app
 from bot.web.config import WebConfig
+from bot.web.console import HAND_BACK_MESSAGE
 from bot.web.rasa_api import RasaApi, agent_payload
 from tests.channels import standins
 from tests.channels.standins import StandIn, StandInServer
@@ -267,14 +268,16 @@ def handoff_and_agent_reply(shopper: Shopper, wallet: WalletRepository, channel:
     act_as_agent(
         shopper.servers,
         shopper.conversation_id,
-        [
+        [  # as the console hands back (bot/web/console.hand_back)
             {"event": "resume"},
             agent_payload({"event": "agent_left", "agent": {"name": name}}),
+            {"event": "bot", "text": HAND_BACK_MESSAGE},
         ],
     )
-    (left,) = shopper.stand_in.wait_for(shopper.delivered, before + 3)[before + 2 :]
+    left, back = shopper.stand_in.wait_for(shopper.delivered, before + 4)[before + 2 :]
     assert shopper.text_of(left) == f"{name} has left the conversation."
+    assert shopper.text_of(back) == HAND_BACK_MESSAGE
     shopper.transcript += [
-        f"{shopper.stand_in.name}< {shopper.text_of(call)}" for call in (joined, said, left)
+        f"{shopper.stand_in.name}< {shopper.text_of(call)}" for call in (joined, said, left, back)
     ]
     print("\n".join(shopper.transcript))  # the transcript as the stand-in recorded it (-s)
