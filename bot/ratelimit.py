@@ -15,6 +15,7 @@ shares one count per client; otherwise each process counts in memory.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import secrets
 import time
@@ -146,11 +147,26 @@ def client_address(peer: str | None, headers: Mapping[str, str], trusted_header:
     outer one set the header and the inner one pass it through unchanged.) Without the setting
     the header is ignored entirely, so a client cannot pick its own address.
     """
+    address = peer or "unknown"
     if trusted_header:
         # A proxy may append to the client's header or add a header line of its own: read all.
         getall = getattr(headers, "getall", None)
         lines = getall(trusted_header, []) if getall else [headers.get(trusted_header) or ""]
         entries = [e.strip() for line in lines for e in str(line).split(",") if e.strip()]
         if entries:
-            return entries[-1][:100]
-    return peer or "unknown"
+            address = entries[-1][:100]
+    return _counted_as(address)
+
+
+def _counted_as(address: str) -> str:
+    """One count per IPv4 address, and per /64 for IPv6: one subscriber usually gets a whole
+    /64, so counting single IPv6 addresses would let a client rotate through billions."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)

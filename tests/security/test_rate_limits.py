@@ -64,6 +64,10 @@ def test_the_client_is_the_peer_unless_a_trusted_header_is_configured() -> None:
     assert client_address("127.0.0.9", two_lines, "x-forwarded-for") == "127.2.2.2"
     # Configured but missing (a request that did not come through the proxy): the peer.
     assert client_address("127.0.0.9", CIMultiDict(), "X-Forwarded-For") == "127.0.0.9"
+    # IPv6 counts per /64 (what one subscriber gets), IPv4 inside IPv6 as IPv4.
+    assert client_address("2001:db8:1:2:aaaa::1", forged, None) == "2001:db8:1:2::/64"
+    assert client_address("2001:db8:1:2:ffff::9", forged, None) == "2001:db8:1:2::/64"
+    assert client_address("::ffff:127.0.0.9", forged, None) == "127.0.0.9"
 
 
 @pytest.fixture
