@@ -16,6 +16,7 @@ from dataclasses import dataclass
 SERIAL_LENGTH = 19
 SERIAL_PREFIX = "17"
 CLAIM_CODE_LENGTHS = (14, 15)
+MIN_GROUP_LENGTH = 3
 # Generated codes avoid characters that are easy to misread (0/O, 1/I/L).
 CLAIM_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 AMBIGUOUS_CHARACTERS = frozenset("0O1IL")
@@ -114,6 +115,15 @@ def parse_claim_code(text: object) -> str:
             "A claim code mixes letters and digits. Please check it against the card, "
             "character by character."
         )
+    # Typed in groups, each group has at least MIN_GROUP_LENGTH characters, as printed
+    # (4-6-4). Words do not count as a code ("have 2 cards worth" adds up to 15), so
+    # masking (which hides whatever parses) leaves ordinary sentences readable.
+    groups = _SEPARATORS.split(text.strip()) if isinstance(text, str) else []
+    if len(groups) > 1 and min(len(group) for group in groups) < MIN_GROUP_LENGTH:
+        raise CodeFormatError(
+            "Please type the claim code in its groups as printed, like AQ4T-B7XWZC-9M2P: one "
+            "of the groups I got is shorter than 3 characters (a stray space or dash?)."
+        )
     return compact
 
 
@@ -165,17 +175,17 @@ def mask_claim_codes(text: str, *, serials: bool = False) -> str:
     transcripts and the widget's history; with ``serials``, serial numbers cut to their last 4
     digits too (for people's eyes).
 
-    This reads more widely than the NLU (:func:`find_codes`): every stretch that
-    :func:`parse_claim_code` would accept is hidden, in any spelling ("fvxm 5454ug e7m4",
-    "FVXM - 5454UG - E7M4"), even when it is ordinary words that happen to add up to 14 or 15
-    letters and digits ("have 2 cards worth"). A transcript may lose a few words; it never
-    keeps a code.
+    One rule: whatever :func:`parse_claim_code` accepts is hidden, in any spelling ("fvxm
+    5454ug e7m4", "FVXM - 5454UG - E7M4") and inside any text; see :func:`claim_code_spans`.
+    It errs on the side of hiding: ordinary words that add up to a code ("card 1234 dollars")
+    are hidden too. A transcript may lose a few words; it never keeps a code.
     """
-    numbers = _find_numbers(text)
     replacements = [(start, end, MASKED_CLAIM_CODE) for start, end in claim_code_spans(text)]
     if serials:
         replacements += [
-            (f.start, f.end, mask_serial(f.value)) for f in numbers if f.label == "serial_number"
+            (f.start, f.end, mask_serial(f.value))
+            for f in _find_numbers(text)
+            if f.label == "serial_number"
         ]
     for start, end, replacement in sorted(replacements, reverse=True):
         text = text[:start] + replacement + text[end:]
@@ -183,10 +193,19 @@ def mask_claim_codes(text: str, *, serials: bool = False) -> str:
 
 
 def claim_code_spans(text: str) -> list[tuple[int, int]]:
-    """Every stretch of ``text`` that :func:`parse_claim_code` accepts, merged where they
-    overlap; serial and order numbers are left alone (they are not secrets)."""
+    """The stretches of ``text`` to hide, merged: after hiding them nothing in the text parses
+    as a claim code. Serial and order numbers are left alone (they are not secrets).
+
+    First the codes the NLU finds (:func:`find_codes`: printed groups, a leading word left
+    out); then every other run of letters and digits, joined by separators, that
+    :func:`parse_claim_code` accepts. A run that overlaps a code already found is hidden only
+    when all its groups look like a code's (a digit, or capitals): so "my code AQ4T-B7XWZC-9M2P
+    doesn't work" keeps "my code" and "doesn't work", while a code typed right after other
+    code-like groups is still hidden whole.
+    """
     numbers = _find_numbers(text)
-    spans: list[tuple[int, int]] = []
+    found = [(f.start, f.end) for f in find_codes(text) if f.label == "claim_code"]
+    spans = list(found)
     for chain in _token_chains(text, numbers):
         for first in range(len(chain)):
             length = 0
@@ -194,10 +213,13 @@ def claim_code_spans(text: str) -> list[tuple[int, int]]:
                 length += chain[last].end() - chain[last].start()
                 if length > max(CLAIM_CODE_LENGTHS):
                     break
-                if length in CLAIM_CODE_LENGTHS and _parses(
-                    text[chain[first].start() : chain[last].end()]
-                ):
-                    spans.append((chain[first].start(), chain[last].end()))
+                start, end = chain[first].start(), chain[last].end()
+                if length not in CLAIM_CODE_LENGTHS or not _parses(text[start:end]):
+                    continue
+                beside_a_code = any(s < end and start < e for s, e in found)
+                code_like = all(_GROUP.fullmatch(t.group()) for t in chain[first : last + 1])
+                if code_like or not beside_a_code:
+                    spans.append((start, end))
     merged: list[tuple[int, int]] = []
     for start, end in sorted(spans):
         if merged and start <= merged[-1][1]:

@@ -42,9 +42,15 @@ def claim_codes(draw: st.DrawFn) -> str:
 
 @st.composite
 def spellings(draw: st.DrawFn, code: str) -> str:
-    """``code`` as a shopper might type it: any grouping, separators, letter case."""
-    cuts = sorted(draw(st.sets(st.integers(1, len(code) - 1), max_size=len(code) - 1)))
-    groups = [code[a:b] for a, b in zip([0, *cuts], [*cuts, len(code)], strict=True)]
+    """``code`` as a shopper might type it: any grouping the parser accepts (groups of at
+    least ``MIN_GROUP_LENGTH``), any separators, any letter case."""
+    least = codes.MIN_GROUP_LENGTH
+    groups, rest = [], code
+    while len(rest) >= 2 * least and draw(st.booleans()):
+        size = draw(st.integers(least, len(rest) - least))
+        groups.append(rest[:size])
+        rest = rest[size:]
+    groups.append(rest)
     text = groups[0]
     for group in groups[1:]:
         text += draw(st.sampled_from(SEPARATORS)) + group

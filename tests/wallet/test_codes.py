@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from bot.wallet import codes
 from bot.wallet.codes import (
+    MIN_GROUP_LENGTH,
     CodeFormatError,
     claim_code_hmac,
     find_codes,
@@ -72,18 +73,26 @@ surrounding_whitespace = st.text(" \t\n\r\u00a0", max_size=3)
 
 
 @st.composite
-def typed(draw: st.DrawFn, canonical: str, vary_case: bool = True) -> str:
-    """``canonical`` as a shopper might type it: separators anywhere, any case, padding."""
-    pieces = []
-    for index, char in enumerate(canonical.replace("-", "")):
-        if index and draw(st.booleans()):
+def typed(draw: st.DrawFn, canonical: str, vary_case: bool = True, min_group: int = 1) -> str:
+    """``canonical`` as a shopper might type it: separators anywhere between groups of at
+    least ``min_group`` characters, any case, padding."""
+    pieces, group = [], 0
+    chars = canonical.replace("-", "")
+    for index, char in enumerate(chars):
+        if group >= min_group and len(chars) - index >= min_group and draw(st.booleans()):
             pieces.append(draw(st.sampled_from([" ", "-", "  ", " - ", "--", "\t"])))
+            group = 0
         pieces.append(char.lower() if vary_case and draw(st.booleans()) else char)
+        group += 1
     return draw(surrounding_whitespace) + "".join(pieces) + draw(surrounding_whitespace)
 
 
-def with_variant(values: st.SearchStrategy[str]) -> st.SearchStrategy[tuple[str, str]]:
-    return values.flatmap(lambda value: st.tuples(st.just(value), typed(value)))
+def with_variant(
+    values: st.SearchStrategy[str], min_group: int = 1
+) -> st.SearchStrategy[tuple[str, str]]:
+    return values.flatmap(
+        lambda value: st.tuples(st.just(value), typed(value, min_group=min_group))
+    )
 
 
 @st.composite
@@ -170,10 +179,15 @@ def test_masked_serial_holds_no_other_digit(serial: str) -> None:
 # ----------------------------------------------------------------------------- claim codes
 
 
-@given(with_variant(claim_codes))
+@given(with_variant(claim_codes, min_group=MIN_GROUP_LENGTH))
 def test_claim_code_accepts_spaces_dashes_lower_case_and_padding(case: tuple[str, str]) -> None:
     code, text = case
     assert parse_claim_code(text) == code
+
+
+@pytest.mark.parametrize("text", ["AQ4T B7XWZC 9M2 P", "A Q4TB7XWZC9M2P", "have 2 cards worth"])
+def test_claim_code_groups_shorter_than_printed_are_refused(text: str) -> None:
+    assert "groups as printed" in assert_refused(parse_claim_code, text).hint
 
 
 def test_claim_code_as_printed() -> None:
@@ -375,8 +389,13 @@ def claim_code_as_typed_in_chat(draw: st.DrawFn, code: str) -> str:
         text = codes.format_claim_code(code)
     elif style == "printed-spaces":  # groups separated by spaces stay in capitals, as printed
         return codes.format_claim_code(code).replace("-", " ")
-    elif style == "dashes":
-        text = code[0] + "".join(draw(st.sampled_from(["", "", "-"])) + char for char in code[1:])
+    elif style == "dashes":  # between any groups of at least MIN_GROUP_LENGTH
+        text, group = code[0], 1
+        for index, char in enumerate(code[1:], start=1):
+            room = group >= MIN_GROUP_LENGTH and len(code) - index >= MIN_GROUP_LENGTH
+            if room and draw(st.booleans()):
+                text, group = text + "-", 0
+            text, group = text + char, group + 1
     else:
         text = code
     return "".join(c.lower() if draw(st.booleans()) else c for c in text)
@@ -485,7 +504,7 @@ def test_generated_values_always_parse(run: int) -> None:
 # ----------------------------------------------------------------------------- claim HMAC
 
 
-@given(with_variant(claim_codes), st.binary(min_size=16, max_size=64))
+@given(with_variant(claim_codes, min_group=MIN_GROUP_LENGTH), st.binary(min_size=16, max_size=64))
 def test_claim_code_hmac_is_the_same_for_every_spelling(
     case: tuple[str, str], secret: bytes
 ) -> None:

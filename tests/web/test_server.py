@@ -52,7 +52,9 @@ def call(
         ("aq4tb7xwzc9m2p", "[claim code hidden]"),
         # Serials, order numbers and ordinary words stay as typed.
         (f"serial {CARDS[0].serial}, order {CARDS[0].order_number}", None),
-        ("card 1234 dollars, ann@example.com", None),
+        ("I have 2 cards worth 50 dollars, ann@example.com", None),
+        # Words that add up to a claim code the parser would accept are hidden: one rule.
+        ("card 1234 dollars", "[claim code hidden]"),
     ],
 )
 def test_mask_hides_claim_codes_only(text: str, shown: str | None) -> None:
