@@ -20,7 +20,8 @@ scripts/install_haproxy.sh
 # The settings (bot/settings.py) as the environment of every server: service URLs, and the
 # scaled wallet store as GIFTBOT_DB_URL.
 eval "$("$BIN/python" -m bot.scaled env)"
-"$BIN/python" -m bot.scaled databases
+# (Rasa prints import-time deprecation warnings: they say nothing about this set-up.)
+PYTHONWARNINGS=ignore "$BIN/python" -m bot.scaled databases
 "$BIN/giftbot" wallet init > /dev/null
 rasa_port=${GIFTBOT_RASA_PORT:-5005}
 actions_port=${GIFTBOT_ACTIONS_PORT:-5055}
