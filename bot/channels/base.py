@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 # A linked platform user's token lives just long enough for the turn it comes with.
 TURN_TOKEN_LIFETIME = timedelta(minutes=5)
 MAX_TEXT_CHARS = 5_000  # like the web chat's cap at the edge
+MAX_BODY_BYTES = 256 * 1024  # platforms' webhook payloads are a few kilobytes
 # Platform ids are kept a week (Slack and Meta retry for hours), pruned now and then.
 KEEP_IDS = timedelta(days=7)
 PRUNE_CHANCE = 0.002
@@ -144,6 +145,8 @@ class PlatformChannel(InputChannel):
 
         @hook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
+            if len(request.body or b"") > MAX_BODY_BYTES:  # before hashing it
+                return response.json({"error": "payload too large"}, status=413)
             refusal = await self.authenticate(request)
             if refusal is not None:
                 logger.warning("%s: refused an unauthenticated webhook request", self.platform)

@@ -20,3 +20,14 @@ def test_every_channel_is_on_and_answers_its_route(channel_servers: Servers) -> 
     for platform in CHANNEL_CLASSES:
         answer = requests.get(f"{channel_servers.rasa_url}/webhooks/{platform}/", timeout=30)
         assert answer.json() == {"status": "ok"}, platform
+
+
+def test_an_oversized_payload_is_refused_before_anything_reads_it(channel_servers: Servers) -> None:
+    for platform in CHANNEL_CLASSES:
+        answer = requests.post(
+            f"{channel_servers.rasa_url}/webhooks/{platform}/webhook",
+            data=b"x" * (300 * 1024),
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        )
+        assert answer.status_code == 413, platform
