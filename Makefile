@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 WALLET := var/.wallet-ready
 
-.PHONY: run run-scaled test setup train validate lint typecheck pytest evaluate audit lock clean
+.PHONY: run run-scaled test setup train validate lint typecheck pytest evaluate bench audit lock clean
 
 run: setup train
 	@scripts/setup_web.sh --no-browser
@@ -60,6 +60,12 @@ pytest: $(INSTALLED)
 # Held-out NLU results and 5-fold cross-validation, written to docs/evaluation.md.
 evaluate: setup train
 	@$(BIN)/python scripts/evaluate.py
+
+# The assistant, its scaled topology and a plain `rasa init` bot under the same load, side by
+# side; writes docs/performance.md (README: Performance). Takes about 25 minutes.
+bench: setup train
+	@scripts/install_haproxy.sh --optional
+	$(BIN)/python -m scripts.bench
 
 # Regenerate requirements.lock after changing the dependencies in pyproject.toml (and the
 # audit tool's lock, requirements-audit.lock, from requirements-audit.in).

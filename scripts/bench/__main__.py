@@ -1,0 +1,209 @@
+"""``make bench`` (``python -m scripts.bench``): train (cached), start each stack in turn, drive it,
+measure it, stop it; write docs/performance.md and its data as JSON.
+
+The stacks run one at a time, so that they do not share the machine's two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+
+from scripts.bench import journeys, load, profile, report, speedups, stacks
+
+ROOT = stacks.ROOT
+
+
+@dataclass(frozen=True)
+class Parameters:
+    turns: int = 40
+    """Turns of each conversation (the first ``turns`` of the script)."""
+    one_shopper_conversations: int = 5
+    closed_shoppers: int = 20
+    open_shoppers: int = 100
+    open_rate: float = 20.0
+    open_turns: int = 20
+    socketio: bool = True
+    scaled: bool = True
+    rasa_instances: int = 2
+    action_instances: int = 2
+    train: bool = True
+    profile: bool = True
+    """Sample the assistant's Rasa server with py-spy during its 20-shopper REST run."""
+
+    @classmethod
+    def tiny(cls) -> Parameters:
+        """``make test``'s run: every part once, on a handful of messages."""
+        return cls(
+            turns=8,  # up to the wallet store's answer to the first balance check
+            one_shopper_conversations=1,
+            closed_shoppers=2,
+            open_shoppers=2,
+            open_rate=4.0,
+            open_turns=2,
+            scaled=False,
+            train=False,
+            profile=False,
+        )
+
+
+def drive(
+    stack: stacks.Stack,
+    params: Parameters,
+    script: Sequence[journeys.Turn],
+    profile_to: Path | None = None,
+) -> list[Run]:
+    """Every loop against one running stack, after one conversation to warm it up;
+    ``profile_to``: sample its Rasa server during the closed loop of many shoppers over REST."""
+    transports: list[Callable[[str], load.Transport]] = [load.Rest]
+    if params.socketio and stack.socketio:
+        transports.append(load.SocketIO)
+    scaled = stack.name.startswith("scaled")
+
+    async def all_runs() -> list[Run]:
+        runs = []
+        async with load.Rest(stack.rasa_url) as warm:
+            await load.closed_loop(warm, script, 1)
+        for make in transports:
+            async with make(stack.rasa_url) as transport:
+                if not scaled:
+                    runs.append(
+                        await load.closed_loop(
+                            transport, script, 1, params.one_shopper_conversations, "closed-1"
+                        )
+                    )
+                name = f"closed-{params.closed_shoppers}"
+                sampling = None
+                if profile_to is not None and transport.name == "REST":
+                    sampling = profile.record(stack.processes["Rasa"], 3600, profile_to)
+                runs.append(
+                    await load.closed_loop(transport, script, params.closed_shoppers, 1, name)
+                )
+                if sampling is not None:
+                    sampling.send_signal(signal.SIGINT)  # py-spy writes what it has, and ends
+                    sampling.wait()
+                if not scaled:
+                    runs.append(
+                        await load.open_loop(
+                            transport,
+                            script[: params.open_turns],
+                            params.open_shoppers,
+                            params.open_rate,
+                            f"open-{params.open_shoppers}",
+                        )
+                    )
+        return runs
+
+    return asyncio.run(all_runs())
+
+
+Run = load.Run
+
+
+def measure(
+    name: str,
+    starting: AbstractContextManager[stacks.Stack],
+    params: Parameters,
+    results: report.Results,
+    profile_to: Path | None = None,
+) -> Path | None:
+    """Drive one stack; its SQLite tracker store, if it has one."""
+    print(f"bench: starting {name}", flush=True)
+    with starting as stack:
+        if stack.cold_start is not None:
+            print(f"bench: {stack.name} answered {stack.cold_start:.1f} s after start", flush=True)
+        script = journeys.SHOPPER[: params.turns]
+        result = report.StackResult(stack.name, stack.cold_start)
+        for run in drive(stack, params, script, profile_to):
+            figures = report.run_figures(run)
+            result.runs.append(figures)
+            print(
+                f"bench: {stack.name} {run.name} {run.transport}: {figures['msg_per_s']:.1f} msg/s, "
+                f"p50 {figures['p50_ms']:.0f} ms, p95 {figures['p95_ms']:.0f} ms, "
+                f"{figures['answered']}/{figures['messages']} answered",
+                flush=True,
+            )
+        result.memory_mb = {process: stacks.memory(pid) for process, pid in stack.processes.items()}
+        results.stacks.append(result)
+        return stack.tracker_db
+
+
+def bench(
+    params: Parameters,
+    work: Path,
+    assistant: AbstractContextManager[stacks.Stack] | None = None,
+) -> report.Results:
+    """Every measurement; ``assistant``: servers already running instead of starting them."""
+    results = report.Results(report.machine(), stacks.load_average(), params.__dict__.copy())
+    model, plain_training = stacks.plain_model()
+    results.training["plain rasa init (`rasa init --no-prompt`, which trains)"] = (
+        plain_training.__dict__
+    )
+    if params.train:
+        results.training["assistant"] = stacks.assistant_training().__dict__
+    measure("the plain rasa init bot", stacks.plain(work / "plain", model), params, results)
+    samples = work / "assistant-profile.txt" if params.profile else None
+    starting = assistant or stacks.assistant(work / "assistant")
+    tracker_db = measure("the assistant", starting, params, results, samples)
+    if tracker_db is not None:
+        results.speedups = speedups.measure(tracker_db)
+    if samples is not None and samples.exists():
+        results.profile = profile.markdown(
+            samples.read_text(),
+            f"the assistant's Rasa server during the {params.closed_shoppers}-shopper closed loop "
+            "over REST (after the speed-ups)",
+        )
+    if params.scaled:
+        try:
+            measure(
+                "the scaled topology",
+                stacks.scaled(work / "scaled", params.rasa_instances, params.action_instances),
+                params,
+                results,
+            )
+        except Exception as exc:  # a missing service: the report says so, the rest stands
+            print(f"bench: the scaled topology was not measured: {exc}", flush=True)
+            results.skipped.append(f"scaled topology: {str(exc).splitlines()[0]}")
+    results.load_at_end = stacks.load_average()
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.bench", description=__doc__)
+    parser.add_argument("--tiny", action="store_true", help="a few messages: proves it works")
+    parser.add_argument("--no-scaled", action="store_true", help="skip the scaled topology")
+    parser.add_argument("--no-socketio", action="store_true", help="REST only")
+    parser.add_argument("--no-train", action="store_true", help="skip timing the training")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
+    parser.add_argument("--json", type=Path, default=stacks.BENCH_DIR / "results.json")
+    args = parser.parse_args(argv)
+    params = Parameters.tiny() if args.tiny else Parameters()
+    params = Parameters(
+        **{
+            **params.__dict__,
+            "scaled": params.scaled and not args.no_scaled,
+            "socketio": params.socketio and not args.no_socketio,
+            "train": params.train and not args.no_train,
+        }
+    )
+    stacks.BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bench-", dir=stacks.BENCH_DIR) as work:
+        results = bench(params, Path(work))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results.as_dict(), indent=2))
+    previous = args.out.read_text() if args.out.exists() else ""
+    args.out.write_text(report.markdown(results, report.kept_notes(previous)))
+    print(f"bench: wrote {args.out} and {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
