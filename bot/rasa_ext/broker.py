@@ -11,6 +11,9 @@ Changes to Rasa 3.6.21's ``PikaEventBroker`` (rasa/core/brokers/pika.py), each t
   the password never in a log line (Rasa logs its ``host``).
 - **No shopper text in the logs.** Rasa logs each published event (the shopper's words) at
   DEBUG, and at ERROR when publishing fails; here a failure logs only its kind and count.
+- **Rasa starts without RabbitMQ.** Rasa's broker tried to connect 20 times, 5 s apart, and
+  then Rasa did not start. Here it connects in the background for as long as it takes, and the
+  events wait in memory meanwhile (up to ``MAX_WAITING_EVENTS``).
 - **Waiting events go out on the next success.** Rasa keeps events that failed to publish in
   memory and sends them when the connection is re-established; one that failed just after that
   moment waited for the next outage. Here any successful publish also sends the ones waiting.
@@ -18,9 +21,10 @@ Changes to Rasa 3.6.21's ``PikaEventBroker`` (rasa/core/brokers/pika.py), each t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from asyncio import AbstractEventLoop
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -32,6 +36,8 @@ from bot.settings import get_settings
 from bot.tracker_store import Redactor
 
 logger = logging.getLogger(__name__)
+MAX_WAITING_EVENTS = 200_000
+"""Events kept in memory while RabbitMQ is unreachable (the oldest go first beyond this)."""
 CONVERSATIONS_FOLLOWED = 10_000
 """Conversations whose redaction context (was the claim code just asked for?) one broker keeps."""
 
@@ -62,6 +68,7 @@ class RedactingPikaEventBroker(PikaEventBroker):
             **kwargs,
         )
         self._redactors: OrderedDict[str, Redactor] = OrderedDict()
+        self._unpublished_events: deque[dict[str, Any]] = deque(maxlen=MAX_WAITING_EVENTS)
 
     @classmethod
     async def from_endpoint_config(
@@ -72,8 +79,30 @@ class RedactingPikaEventBroker(PikaEventBroker):
         if broker_config is None:
             return None
         broker = cls(broker_config.url, **broker_config.kwargs, event_loop=event_loop)
-        await broker.connect()
+        broker.start_connecting()
         return broker
+
+    def start_connecting(self) -> None:
+        """Connect in the background for as long as it takes; Rasa serves meanwhile (Rasa's
+        own broker tried 20 times, 5 s apart, and then Rasa did not start at all)."""
+        task = self._loop.create_task(self._connect_until_connected())
+        self._background_tasks.add(task)
+        task.add_done_callback(self._background_tasks.discard)
+
+    async def _connect_until_connected(self) -> None:
+        while True:
+            try:
+                await self.connect()
+            except Exception as error:  # whatever RabbitMQ's state, try again
+                logger.warning(
+                    "RabbitMQ unreachable (%s); %d event(s) wait in memory; trying again",
+                    type(error).__name__,
+                    len(self._unpublished_events),
+                )
+                await asyncio.sleep(self._retry_delay_in_seconds)
+                continue
+            self._publish_unpublished_messages()
+            return
 
     def _configure_url(self) -> str:
         return self._amqp_url
@@ -98,8 +127,10 @@ class RedactingPikaEventBroker(PikaEventBroker):
             PikaEventBroker.publish(self, self._unpublished_events.popleft())
 
     async def _publish(self, event: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        # Rasa's own logs the event (the shopper's text) at DEBUG, and at ERROR when it fails.
+        # Rasa's own logs the event (the shopper's text) at DEBUG, and at ERROR when it fails;
+        # and it dropped the event when not connected yet: here it waits for the connection.
         if self._exchange is None:
+            self._unpublished_events.append(event)
             return
         try:
             await self._exchange.publish(self._message(event, headers), "")

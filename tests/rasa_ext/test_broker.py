@@ -9,6 +9,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
@@ -16,6 +17,7 @@ from rasa.core.tracker_store import FailSafeTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.utils.endpoints import EndpointConfig
 from sqlalchemy.engine import make_url
 
 from bot.rasa_ext.broker import RedactingPikaEventBroker
@@ -152,9 +154,10 @@ def test_events_published_while_rabbitmq_is_unreachable_arrive_once_it_is_back(
     caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
     amqp_url = require_rabbitmq()
-    real = make_url(amqp_url.replace("amqp://", "postgresql://"))  # same URL grammar
-    proxy = TcpProxy(real.host or "127.0.0.1", real.port or 5672)
-    via_proxy = amqp_url.replace(f":{real.port or 5672}", f":{proxy.port}")
+    real = urlsplit(amqp_url)
+    proxy = TcpProxy(real.hostname or "127.0.0.1", real.port or 5672)
+    credentials = f"{real.username or 'guest'}:{real.password or 'guest'}"
+    via_proxy = real._replace(netloc=f"{credentials}@127.0.0.1:{proxy.port}").geturl()
 
     async def test() -> None:
         async with _broker(via_proxy, amqp_url) as (broker, queue):
@@ -180,3 +183,51 @@ def test_events_published_while_rabbitmq_is_unreachable_arrive_once_it_is_back(
         _run(test)
     finally:
         proxy.cut()
+
+
+def test_the_broker_starts_while_rabbitmq_is_unreachable_and_the_events_follow() -> None:
+    """Rasa's broker tried 20 times, 5 s apart, and then Rasa did not start; this one returns
+    at once, keeps the events, and delivers them once RabbitMQ can be reached."""
+    amqp_url = require_rabbitmq()
+    real = urlsplit(amqp_url)
+    proxy = TcpProxy(real.hostname or "127.0.0.1", real.port or 5672)
+    credentials = f"{real.username or 'guest'}:{real.password or 'guest'}"
+    via_proxy = real._replace(netloc=f"{credentials}@127.0.0.1:{proxy.port}").geturl()
+    name = f"giftbot_test_{secrets.token_hex(6)}"
+    proxy.cut()
+
+    async def test() -> list[dict[str, Any]]:
+        config = EndpointConfig(
+            url=via_proxy,
+            queues=[name],
+            exchange_name=name,
+            connection_attempts=1,
+            retry_delay_in_seconds=0.2,
+        )
+        broker = await RedactingPikaEventBroker.from_endpoint_config(config)
+        assert broker is not None and not broker.is_ready()  # not connected, and yet here
+        broker.publish(_message("while-down-1"))
+        broker.publish(_message("while-down-2"))
+        while broker.unpublished_count < 2:  # each publish is a task of its own
+            await asyncio.sleep(0.01)
+        proxy.restore()
+        while not broker.is_ready() or broker.unpublished_count:
+            await asyncio.sleep(0.1)
+        reader = await aio_pika.connect(amqp_url)
+        try:
+            channel = await reader.channel()
+            queue = await channel.get_queue(name)
+            bodies = await _drain(queue, lambda got: len(got) == 2)
+            await queue.delete(if_unused=False, if_empty=False)
+            await channel.exchange_delete(name)
+        finally:
+            await reader.close()
+            await broker.close()
+        return bodies
+
+    try:
+        bodies = asyncio.run(asyncio.wait_for(test(), 60))
+    finally:
+        proxy.cut()
+    assert sorted(b["sender_id"] for b in bodies) == ["while-down-1", "while-down-2"]
+    assert all("B7XWZC" not in json.dumps(b) for b in bodies)

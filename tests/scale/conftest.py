@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -64,12 +65,11 @@ def scaled(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sc
     redis_url, amqp_url, haproxy = require_redis(), require_rabbitmq(), require_haproxy()
     pg, red = make_url(pg_url), redis.Redis.from_url(redis_url)
     redis_kwargs = red.connection_pool.connection_kwargs
+    amqp = urlsplit(amqp_url)
     proxies = {
         "postgres": TcpProxy(pg.host or "127.0.0.1", pg.port or 5432),
         "redis": TcpProxy(redis_kwargs["host"], redis_kwargs["port"]),
-        "rabbitmq": TcpProxy(
-            "127.0.0.1", make_url(amqp_url.replace("amqp", "postgresql", 1)).port or 5672
-        ),
+        "rabbitmq": TcpProxy(amqp.hostname or "127.0.0.1", amqp.port or 5672),
     }
     name = f"giftbot_scale_{secrets.token_hex(5)}"
     admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
@@ -86,11 +86,10 @@ def scaled(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sc
     demo.seed(wallet)
     prepare(tracker_url)
     via_redis = f"redis://127.0.0.1:{proxies['redis'].port}/{redis_kwargs.get('db', 0)}"
-    broker_url = amqp_url.replace(
-        f"@{make_url(amqp_url.replace('amqp', 'postgresql', 1)).host}:5672",
-        f"@127.0.0.1:{proxies['rabbitmq'].port}",
-    )
-    assert str(proxies["rabbitmq"].port) in broker_url, "GIFTBOT_TEST_AMQP_URL: give host:port"
+    credentials = f"{amqp.username or 'guest'}:{amqp.password or 'guest'}"
+    broker_url = amqp._replace(
+        netloc=f"{credentials}@127.0.0.1:{proxies['rabbitmq'].port}"
+    ).geturl()
     var_dir = Path(tmp_path_factory.mktemp("scaled"))
     topology = None
     try:
