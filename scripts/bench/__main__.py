@@ -140,16 +140,17 @@ def bench(
     params: Parameters,
     work: Path,
     assistant: AbstractContextManager[stacks.Stack] | None = None,
+    progress: Callable[[report.Results], None] = lambda _: None,
 ) -> report.Results:
-    """Every measurement; ``assistant``: servers already running instead of starting them."""
+    """Every measurement; ``assistant``: servers already running instead of starting them;
+    ``progress`` is given the results after each stack (a long run keeps what it measured)."""
     results = report.Results(report.machine(), stacks.load_average(), params.__dict__.copy())
     model, plain_training = stacks.plain_model()
     results.training["plain rasa init (`rasa init --no-prompt`, which trains)"] = (
         plain_training.__dict__
     )
-    if params.train:
-        results.training["assistant"] = stacks.assistant_training().__dict__
     measure("the plain rasa init bot", stacks.plain(work / "plain", model), params, results)
+    progress(results)
     samples = work / "assistant-profile.txt" if params.profile else None
     starting = assistant or stacks.assistant(work / "assistant")
     tracker_db = measure("the assistant", starting, params, results, samples)
@@ -161,6 +162,7 @@ def bench(
             f"the assistant's Rasa server during the {params.closed_shoppers}-shopper closed loop "
             "over REST (after the speed-ups)",
         )
+    progress(results)
     if params.scaled:
         try:
             measure(
@@ -172,7 +174,12 @@ def bench(
         except Exception as exc:  # a missing service: the report says so, the rest stands
             print(f"bench: the scaled topology was not measured: {exc}", flush=True)
             results.skipped.append(f"scaled topology: {str(exc).splitlines()[0]}")
+        progress(results)
+    if params.train:  # last: the load figures come first when time is short
+        print("bench: timing the assistant's training (rasa train)", flush=True)
+        results.training["assistant"] = stacks.assistant_training().__dict__
     results.load_at_end = stacks.load_average()
+    progress(results)
     return results
 
 
@@ -195,13 +202,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
     )
     stacks.BENCH_DIR.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="bench-", dir=stacks.BENCH_DIR) as work:
-        results = bench(params, Path(work))
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results.as_dict(), indent=2))
     previous = args.out.read_text() if args.out.exists() else ""
-    args.out.write_text(report.markdown(results, report.kept_notes(previous)))
-    print(f"bench: wrote {args.out} and {args.json}")
+
+    def write(results: report.Results) -> None:
+        args.json.write_text(json.dumps(results.as_dict(), indent=2))
+        args.out.write_text(report.markdown(results, report.kept_notes(previous)))
+        print(f"bench: wrote {args.out} and {args.json}", flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="bench-", dir=stacks.BENCH_DIR) as work:
+        bench(params, Path(work), progress=write)
     return 0
 
 
