@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -31,6 +31,18 @@ MAX_FAILED_SIGN_INS_PER_ACCOUNT = 50
 
 # Short and plain: usernames go into audit actors ("agent:sam") and the console's URLs.
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,39}")
+
+
+# Presence: the open console renews an agent's availability every PRESENCE_HEARTBEAT; without a
+# renewal for PRESENCE_TIMEOUT (a closed tab, a lost network) the agent is away: no shopper
+# queues for them, and their conversations go back to the queue.
+PRESENCE_HEARTBEAT = timedelta(seconds=10)
+PRESENCE_TIMEOUT = timedelta(seconds=30)
+
+
+def is_present(available: bool, available_until: datetime | None) -> bool:
+    """Available, and (when the console keeps it alive) its heartbeat has not lapsed."""
+    return available and (available_until is None or available_until > datetime.now(timezone.utc))
 
 
 LOCAL_CLIENT = "local"

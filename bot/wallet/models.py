@@ -217,6 +217,9 @@ class Agent(Base):
     password_hash = Column(String(255), nullable=False)
     disabled = Column(Boolean, nullable=False, default=False)
     available = Column(Boolean, nullable=False, default=False)
+    # Presence: the console's heartbeat keeps pushing this forward; once it passes, the agent is
+    # away. NULL: available until told otherwise (the CLI's ``giftbot agents available``).
+    available_until = Column(DateTime(timezone=True))
     # The account's sign-in ceiling: failures from every address, and when the latest one was.
     failed_sign_ins = Column(Integer, nullable=False, default=0)
     last_failed_sign_in_at = Column(DateTime(timezone=True))
@@ -270,6 +273,21 @@ class HandoffNote(Base):
     handoff_request_id = Column(ForeignKey("handoff_requests.id"), nullable=False, index=True)
     author = Column(String(64), ForeignKey("agents.username"), nullable=False)
     text = Column(Text, nullable=False)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class CaseEntry(Base):
+    """A support case's history: an agent's internal note, or an email reply to the shopper
+    (its text, and the outbox row that carries it)."""
+
+    __tablename__ = "case_entries"
+    __table_args__ = (CheckConstraint("kind IN ('note', 'email')", name="kind"),)
+    id = Column(Integer, primary_key=True)
+    case_id = Column(ForeignKey("support_cases.id"), nullable=False, index=True)
+    kind = Column(String(10), nullable=False)
+    author = Column(String(100), nullable=False)  # the actor, e.g. "agent:sam"
+    text = Column(Text, nullable=False)
+    outbox_id = Column(ForeignKey("outbox.id"))
     created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
 
 

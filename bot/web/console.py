@@ -27,7 +27,8 @@ from aiohttp import web
 
 from bot.ratelimit import client_address
 from bot.settings import get_edge_settings, get_settings
-from bot.wallet import agents, codes
+from bot.wallet import codes
+from bot.desk import agents
 from bot.wallet.models import CardState, HandoffStatus
 from bot.wallet.money import AmountError, format_money, parse_amount
 from bot.wallet.repository import (

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.settings import get_edge_settings, get_settings
-from bot.wallet import agents
+from bot.desk import agents
 from bot.wallet.models import Agent, AgentSignInFailure
 from bot.wallet.repository import WalletRepository
 from bot.web.app import create_app

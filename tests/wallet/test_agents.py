@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bot.wallet import agents
+from bot.desk import agents
 from bot.wallet.models import Agent, AgentSignInFailure
 from bot.wallet.repository import WalletError, WalletRepository
 from tests.conftest import fast_password_hasher

@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bot.wallet import agents, db
+from bot.desk import agents
+from bot.wallet import db
 from bot.wallet.models import CardState, HandoffStatus, LedgerEntry
 from bot.wallet.repository import (
     AgentView,

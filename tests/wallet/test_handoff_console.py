@@ -17,6 +17,7 @@ from bot.wallet.models import HandoffStatus
 from bot.wallet.repository import (
     ConflictError,
     CustomerView,
+    VerificationMethod,
     WalletError,
     WalletRepository,
 )
@@ -278,10 +279,12 @@ def test_agent_actions_are_audited_with_the_agents_name(
     assert (line.kind, line.reason) == ("adjustment", "goodwill after a damaged card")
 
 
-def test_the_verified_card_of_a_handoff_comes_from_the_assistants_context(
+def test_the_verified_card_of_a_handoff_is_the_recorded_damaged_card_proof(
     repo: WalletRepository,
 ) -> None:
-    repo.create_customer("Vera Verified", "vera@example.com")
+    """Only a damaged-card proof (all order details) that the action server recorded makes a
+    card replaceable: not a balance check by order number, not a context that claims one."""
+    vera = repo.create_customer("Vera Verified", "vera@example.com")
     issued = repo.issue_card(
         amount_minor=25_00,
         purchaser_email="vera@example.com",
@@ -290,18 +293,29 @@ def test_the_verified_card_of_a_handoff_comes_from_the_assistants_context(
     )
     card = repo.find_card_by_serial(issued.serial)
     assert card is not None
-    verified = repo.request_handoff(
-        conversation_id="verified",
-        reason="shopper_asked",
-        channel="rest",
-        context={
-            "verification": {"card": card.masked_serial, "card_id": card.id, "by": "order number"}
-        },
+    claimed = {"verification": {"card": card.masked_serial, "card_id": card.id, "by": "details"}}
+    by_details = repo.request_handoff(
+        conversation_id="details", reason="shopper_asked", channel="rest", context={}
     )
-    unverified = repo.request_handoff(
-        conversation_id="unverified", reason="shopper_asked", channel="rest", context={}
+    by_order_number = repo.request_handoff(
+        conversation_id="order-number", reason="shopper_asked", channel="rest", context={}
     )
-    found = repo.handoff_verified_card(verified)
+    only_claimed = repo.request_handoff(
+        conversation_id="claimed", reason="shopper_asked", channel="rest", context=claimed
+    )
+    repo.record_verification("details", card.id, VerificationMethod.ORDER_DETAILS, None)
+    repo.record_verification("order-number", card.id, VerificationMethod.ORDER_NUMBER, vera.id)
+
+    found = repo.handoff_verified_card(by_details)
     assert found is not None and found.serial == issued.serial
-    assert repo.handoff_verified_card(unverified) is None
+    assert repo.handoff_verified_card(by_order_number) is None
+    assert repo.handoff_verified_card(only_claimed) is None
     assert repo.handoff_verified_card(10_000) is None
+    proof = repo.latest_verification("order-number")
+    assert proof is not None
+    assert proof.summary == f"card {card.masked_serial} verified by order number"
+    assert (proof.method, proof.customer_id, proof.card.id) == (
+        VerificationMethod.ORDER_NUMBER,
+        vera.id,
+        card.id,
+    )

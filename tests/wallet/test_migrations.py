@@ -34,6 +34,7 @@ WALLET_TABLES = {
     "channel_links",
     "channel_bindings",
     "agent_sign_in_failures",
+    "case_entries",
 }
 CHANNEL_TABLES = {
     "channel_deliveries",
@@ -48,6 +49,7 @@ TABLES_0002 = (
         "verifications",
         "conversation_owners",
         "agent_sign_in_failures",
+        "case_entries",
     }
 )
 TABLES_0001 = TABLES_0002 - {"agents", "handoff_notes"}
@@ -163,6 +165,8 @@ def test_0001_to_0002_and_back_keeps_the_data(
     with pytest.raises(IntegrityError):
         _insert_request(engine, "c4", "lost")
 
+    # The repository speaks the head revision (the models); the data made above survives.
+    db.upgrade(engine)
     repo = WalletRepository(engine, claim_code_secret, sealing_key)
     repo.create_agent("sam", "correct horse battery")
     request_id = repo.waiting_handoffs()[0].id

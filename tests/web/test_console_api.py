@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.settings import get_settings
-from bot.wallet.agents import MAX_FAILED_SIGN_INS
+from bot.desk.agents import MAX_FAILED_SIGN_INS
 from bot.wallet.repository import WalletRepository
 from bot.web.app import create_app
 from bot.web.config import WebConfig

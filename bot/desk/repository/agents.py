@@ -1,31 +1,19 @@
-"""Support agents: accounts, availability, sign-in."""
+"""Support agents: accounts, availability and presence, sign-in."""
 
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from bot.wallet import agents
-from bot.wallet.models import (
-    Agent,
-    AgentSignInFailure,
-    utcnow,
-)
-from bot.wallet.repository.base import (
-    RepositoryBase,
-    WalletError,
-    _actor,
-    _agent_view,
-    _audit,
-    _enabled_agent,
-    _find_agent,
-)
-from bot.wallet.repository.views import (
-    AgentView,
-)
+from bot.desk import agents
+from bot.desk.repository.rows import _actor, _agent_view, _enabled_agent, _find_agent
+from bot.desk.views import AgentView
+from bot.wallet.models import Agent, AgentSignInFailure, utcnow
+from bot.wallet.store import RepositoryBase, WalletError, _audit
 
 
 class AgentsRepository(RepositoryBase):
@@ -81,7 +69,11 @@ class AgentsRepository(RepositoryBase):
         with self._transaction() as s:
             rows = s.execute(
                 select(Agent)
-                .where(Agent.available.is_(True), Agent.disabled.is_(False))
+                .where(
+                    Agent.available.is_(True),
+                    Agent.disabled.is_(False),
+                    or_(Agent.available_until.is_(None), Agent.available_until > utcnow()),
+                )
                 .order_by(Agent.username)
             ).scalars()
             return [_agent_view(agent) for agent in rows]
@@ -101,14 +93,20 @@ class AgentsRepository(RepositoryBase):
             if agent.disabled != disabled:
                 agent.disabled = disabled
                 agent.available = False
+                agent.available_until = None
                 action = "agent.disabled" if disabled else "agent.enabled"
                 _audit(s, actor, action, agent.username, {})
                 s.flush()
             return _agent_view(agent)
 
-    def set_agent_available(self, username: str, available: bool) -> AgentView:
+    def set_agent_available(
+        self, username: str, available: bool, lease: timedelta | None = None
+    ) -> AgentView:
+        """Available (or not). With a ``lease`` (the console) the availability lapses unless a
+        heartbeat renews it; without one it holds until changed (the CLI)."""
         with self._transaction() as s:
             agent = _enabled_agent(s, username)
+            agent.available_until = utcnow() + lease if available and lease else None
             if agent.available != available:
                 agent.available = available
                 _audit(
@@ -118,8 +116,46 @@ class AgentsRepository(RepositoryBase):
                     agent.username,
                     {"available": available},
                 )
+            s.flush()
+            return _agent_view(agent)
+
+    def agent_heartbeat(self, username: str, lease: timedelta) -> AgentView:
+        """The console is still open: an available agent's lease runs ``lease`` from now."""
+        with self._transaction() as s:
+            agent = _enabled_agent(s, username)
+            if agent.available and agent.available_until is not None:
+                agent.available_until = utcnow() + lease
                 s.flush()
             return _agent_view(agent)
+
+    def lapsed_agents(self) -> list[str]:
+        """Agents whose console stopped renewing their lease, now marked away (each is
+        returned once, by whichever caller marks them)."""
+        now = utcnow()
+        with self._transaction() as s:
+            names = list(
+                s.execute(
+                    select(Agent.username).where(
+                        Agent.available.is_(True), Agent.available_until < now
+                    )
+                ).scalars()
+            )
+            gone = []
+            for name in names:
+                done = s.execute(
+                    update(Agent)
+                    .where(
+                        Agent.username == name,
+                        Agent.available.is_(True),
+                        Agent.available_until < now,
+                    )
+                    .values(available=False, available_until=None)
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                if done == 1:
+                    _audit(s, agents.agent_actor(name), "agent.away", name, {})
+                    gone.append(name)
+            return gone
 
     def verify_agent_password(
         self, username: str, password: str, client_address: str | None = None

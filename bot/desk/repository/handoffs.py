@@ -1,29 +1,17 @@
-"""Support cases, handoff requests and the agent console's queue."""
+"""Handoff requests and the agent console's queue: taking over, notes, handing back, and
+what happens to them when agents leave."""
 
 from __future__ import annotations
 
-import secrets
-import string
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from bot.wallet.models import (
-    HandoffNote,
-    HandoffRequest,
-    HandoffStatus,
-    SupportCase,
-    utcnow,
-)
-from bot.wallet.repository.base import (
+from bot.desk import agents
+from bot.desk.repository.rows import (
     MAX_NOTE_LENGTH,
-    ConflictError,
-    RepositoryBase,
-    WalletError,
     _actor,
-    _audit,
-    _case_view,
     _enabled_agent,
     _handoff_conflict,
     _handoff_query,
@@ -31,44 +19,22 @@ from bot.wallet.repository.base import (
     _handoff_view,
     _masked,
     _note_view,
+    new_case_reference,
 )
-from bot.wallet.repository.views import (
-    CaseView,
-    HandoffView,
-    NoteView,
+from bot.desk.views import HandoffView, NoteView
+from bot.wallet.models import (
+    Agent,
+    HandoffNote,
+    HandoffRequest,
+    HandoffStatus,
+    SupportCase,
+    utcnow,
 )
+from bot.wallet.store import RepositoryBase, WalletError, _audit
 
 
 class HandoffsRepository(RepositoryBase):
     # ------------------------------------------------------------------ cases, handoffs
-
-    def open_case(
-        self,
-        *,
-        kind: str,
-        conversation_id: str,
-        details: dict[str, Any],
-        customer_id: int | None = None,
-        card_id: int | None = None,
-        actor: str = "bot",
-    ) -> str:
-        """Open a support case; ``details`` must already be masked. Returns its reference."""
-        reference = "GC-" + "".join(
-            secrets.choice(string.ascii_uppercase + string.digits) for _ in range(8)
-        )
-        with self._transaction() as s:
-            s.add(
-                SupportCase(
-                    reference=reference,
-                    kind=kind,
-                    conversation_id=conversation_id,
-                    customer_id=customer_id,
-                    gift_card_id=card_id,
-                    details=details,
-                )
-            )
-            _audit(s, actor, "case.opened", reference, {"kind": kind})
-        return reference
 
     def request_handoff(
         self,
@@ -148,29 +114,6 @@ class HandoffsRepository(RepositoryBase):
                 "status": request.status,
                 "context": dict(request.context),
             }
-
-    def add_case_contact(self, reference: str, email: str, actor: str = "bot") -> None:
-        """Record the address at which support will answer a case by email."""
-        email = email.strip().lower()
-        if "@" not in email or email.startswith("@") or email.endswith("@"):
-            raise WalletError(f"not an email address: {email!r}")
-        with self._transaction() as s:
-            case = s.execute(
-                select(SupportCase).where(SupportCase.reference == reference)
-            ).scalar_one_or_none()
-            if case is None:
-                raise WalletError(f"no case {reference}")
-            case.details = {**case.details, "contact_email": email}
-            _audit(s, actor, "case.contact_added", reference, {})
-
-    def case_details(self, reference: str) -> dict[str, Any] | None:
-        with self._transaction() as s:
-            case = s.execute(
-                select(SupportCase).where(SupportCase.reference == reference)
-            ).scalar_one_or_none()
-            if case is None:
-                return None
-            return {"kind": case.kind, "status": case.status, "details": dict(case.details)}
 
     # --------------------------------------------------------------- the handoff console
 
@@ -313,33 +256,124 @@ class HandoffsRepository(RepositoryBase):
             ).scalars()
             return [_note_view(note) for note in rows]
 
-    def close_case(self, reference: str, agent_username: str, resolution: str) -> CaseView:
-        """Resolve an open support case. Claim codes and full serials in the text are masked."""
-        resolution = _masked(resolution.strip())
-        if not resolution:
-            raise WalletError("closing a case needs a resolution")
-        if len(resolution) > MAX_NOTE_LENGTH:
-            raise WalletError(f"a resolution has at most {MAX_NOTE_LENGTH} characters")
+    # ------------------------------------------------------------- when agents go away
+
+    def untake_handoff(self, request_id: int, agent_username: str, why: str) -> HandoffView:
+        """Undo a take whose pause never reached the conversation (Rasa was down): the
+        conversation waits again, first in line as before."""
         with self._transaction() as s:
-            agent = _enabled_agent(s, agent_username)
-            case_ = s.execute(
-                select(SupportCase).where(SupportCase.reference == reference.strip().upper())
-            ).scalar_one_or_none()
-            if case_ is None:
-                raise WalletError(f"no case with the reference {reference.strip()}")
-            closed = s.execute(
-                update(SupportCase)
-                .where(SupportCase.id == case_.id, SupportCase.status == "open")
-                .values(
-                    status="closed",
-                    closed_at=utcnow(),
-                    closed_by=_actor(agent),
-                    resolution=resolution,
+            done = s.execute(
+                update(HandoffRequest)
+                .where(
+                    HandoffRequest.id == request_id,
+                    HandoffRequest.status == HandoffStatus.TAKEN.value,
+                    HandoffRequest.taken_by == agent_username.strip().lower(),
                 )
+                .values(status=HandoffStatus.WAITING.value, taken_by=None, taken_at=None)
                 .execution_options(synchronize_session=False)
             ).rowcount
-            if closed != 1:
-                raise ConflictError(f"the case {case_.reference} is already {case_.status}")
-            _audit(s, _actor(agent), "case.closed", case_.reference, {"resolution": resolution})
-            s.refresh(case_)
-            return _case_view(case_)
+            request, case_reference = _handoff_row(s, request_id)
+            if done == 1:
+                _audit(
+                    s,
+                    agents.agent_actor(agent_username.strip().lower()),
+                    "handoff.take_undone",
+                    request.conversation_id,
+                    {"request_id": request_id, "why": why},
+                )
+            return _handoff_view(request, case_reference)
+
+    def return_handoffs_of(self, agent_username: str, why: str) -> list[HandoffView]:
+        """An agent signed out, was disabled or went away: their conversations wait again
+        (with their notes), oldest request first in the queue as before."""
+        name = agent_username.strip().lower()
+        with self._transaction() as s:
+            ids = list(
+                s.execute(
+                    select(HandoffRequest.id).where(
+                        HandoffRequest.status == HandoffStatus.TAKEN.value,
+                        HandoffRequest.taken_by == name,
+                    )
+                ).scalars()
+            )
+            returned = []
+            for request_id in ids:
+                done = s.execute(
+                    update(HandoffRequest)
+                    .where(
+                        HandoffRequest.id == request_id,
+                        HandoffRequest.status == HandoffStatus.TAKEN.value,
+                        HandoffRequest.taken_by == name,
+                    )
+                    .values(status=HandoffStatus.WAITING.value, taken_by=None, taken_at=None)
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                if done != 1:
+                    continue
+                request, case_reference = _handoff_row(s, request_id)
+                _audit(
+                    s,
+                    "system",
+                    "handoff.returned_to_queue",
+                    request.conversation_id,
+                    {"request_id": request_id, "agent": name, "why": why},
+                )
+                returned.append(_handoff_view(request, case_reference))
+            return returned
+
+    def move_waiting_to_cases(self) -> list[tuple[HandoffView, str]]:
+        """No agent is available any more: each waiting conversation becomes a case answered
+        by email (its context kept), and the request is closed. Returns each request with its
+        case reference; nothing when an agent is available after all."""
+        now = utcnow()
+        with self._transaction() as s:
+            present = s.execute(
+                select(func.count(Agent.id)).where(
+                    Agent.available.is_(True),
+                    Agent.disabled.is_(False),
+                    or_(Agent.available_until.is_(None), Agent.available_until > now),
+                )
+            ).scalar_one()
+            if present:
+                return []
+            rows = s.execute(
+                select(HandoffRequest)
+                .where(HandoffRequest.status == HandoffStatus.WAITING.value)
+                .order_by(HandoffRequest.created_at, HandoffRequest.id)
+            ).scalars()
+            moved = []
+            for request in list(rows):
+                done = s.execute(
+                    update(HandoffRequest)
+                    .where(
+                        HandoffRequest.id == request.id,
+                        HandoffRequest.status == HandoffStatus.WAITING.value,
+                    )
+                    .values(status=HandoffStatus.HANDED_BACK.value, closed_at=now)
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                if done != 1:
+                    continue
+                case_ = s.get(SupportCase, request.case_id) if request.case_id else None
+                if case_ is None or case_.status != "open":
+                    case_ = SupportCase(
+                        reference=new_case_reference(),
+                        kind=f"handoff_{request.reason}",
+                        conversation_id=request.conversation_id,
+                        customer_id=request.customer_id,
+                        details=dict(request.context),
+                    )
+                    s.add(case_)
+                    s.flush()
+                    _audit(s, "system", "case.opened", case_.reference, {"kind": case_.kind})
+                    request.case_id = case_.id
+                _audit(
+                    s,
+                    "system",
+                    "handoff.moved_to_case",
+                    request.conversation_id,
+                    {"request_id": request.id, "case": case_.reference},
+                )
+                s.flush()
+                moved.append((_handoff_view(*_handoff_row(s, request.id)), case_.reference))
+            return moved

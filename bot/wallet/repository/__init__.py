@@ -6,34 +6,30 @@ returns plain frozen views, never ORM objects, so callers cannot touch the datab
 
 from __future__ import annotations
 
-from bot.wallet.repository.agent_accounts import AgentsRepository
-from bot.wallet.repository.base import ConflictError, WalletError
+from bot.desk.repository import DeskRepository
+from bot.desk.views import AgentView, CaseView, HandoffView, NoteView
 from bot.wallet.repository.cards import CardsRepository
 from bot.wallet.repository.conversations import ConversationsRepository
-from bot.wallet.repository.handoffs import HandoffsRepository
 from bot.wallet.repository.views import (
-    AgentView,
     CardView,
-    CaseView,
     ClaimCodeStatus,
     CustomerView,
     FailureCounts,
-    HandoffView,
     IssuedCard,
     LedgerLine,
-    NoteView,
     OutboxView,
     RedeemResult,
     Replacement,
     VerificationMethod,
     VerificationView,
 )
+from bot.wallet.store import ConflictError, WalletError
 
 
-class WalletRepository(
-    CardsRepository, ConversationsRepository, HandoffsRepository, AgentsRepository
-):
-    """The whole store, one short transaction per call (see the modules for each part)."""
+class WalletRepository(CardsRepository, ConversationsRepository, DeskRepository):
+    """The whole store in one object, one short transaction per call: the wallet's parts and
+    the support desk's (``bot.desk.repository``), on one engine, for callers that use both
+    (the action server, the CLI, the demo seed). The desk's views are re-exported here."""
 
     @classmethod
     def from_settings(cls) -> WalletRepository:

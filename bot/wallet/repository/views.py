@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
-from bot.wallet import agents, codes
-from bot.wallet.models import (
-    CardState,
-    HandoffStatus,
-    VerificationMethod,
-    utcnow,
-)
+from bot.wallet import codes
+from bot.wallet.models import CardState, VerificationMethod
 
 # ------------------------------------------------------------------------------------ views
 
@@ -119,72 +113,6 @@ class OutboxView:
     body: str
     has_claim_code: bool
     created_at: datetime
-
-
-@dataclass(frozen=True)
-class AgentView:
-    """An agent as the console and the CLI see one: never the password hash."""
-
-    id: int
-    username: str
-    display_name: str
-    disabled: bool
-    available: bool
-    locked_until: datetime | None
-    """Set while sign-in is refused after too many failed attempts."""
-    created_at: datetime
-
-    @property
-    def actor(self) -> str:
-        return agents.agent_actor(self.username)
-
-
-@dataclass(frozen=True)
-class HandoffView:
-    """A handoff request as the console's queue and conversation pages show it (masked)."""
-
-    id: int
-    conversation_id: str
-    status: HandoffStatus
-    reason: str
-    channel: str
-    customer_id: int | None
-    case_reference: str | None
-    context: dict[str, Any]
-    """What the assistant collected and tried: masked serial, verification state, ..."""
-    created_at: datetime
-    taken_by: str | None
-    taken_at: datetime | None
-    closed_at: datetime | None
-
-    @property
-    def signed_in(self) -> bool:
-        return self.customer_id is not None
-
-    def waited(self, now: datetime | None = None) -> timedelta:
-        """How long the shopper waited for an agent: until taken, else until ``now``."""
-        return (self.taken_at or now or utcnow()) - self.created_at
-
-
-@dataclass(frozen=True)
-class NoteView:
-    id: int
-    request_id: int
-    author: str
-    text: str
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class CaseView:
-    reference: str
-    kind: str
-    status: str
-    details: dict[str, Any]
-    created_at: datetime
-    closed_at: datetime | None
-    closed_by: str | None
-    resolution: str | None
 
 
 @dataclass(frozen=True)
