@@ -52,6 +52,9 @@ class Settings:
     with it and sends them in the Authorization header (``bot.web.rasa_api``)."""
     session_key: str
     """Fernet key of the agent console's encrypted session cookies."""
+    agent_presence_seconds: int
+    """An agent whose console sends no heartbeat for this long is away: unavailable, their
+    conversations back in the queue (the console beats every third of it)."""
     max_failures_per_conversation: int
     max_failures_per_customer: int
     max_failures_per_card: int
@@ -193,6 +196,7 @@ def get_settings() -> Settings:
         sealing_key=secret_values["GIFTBOT_SEALING_KEY"],
         rasa_api_token=secret_values["GIFTBOT_RASA_API_TOKEN"],
         session_key=secret_values["GIFTBOT_SESSION_KEY"],
+        agent_presence_seconds=max(_int_env("GIFTBOT_AGENT_PRESENCE_SECONDS", 30), 3),
         max_failures_per_conversation=_int_env("GIFTBOT_MAX_FAILURES_PER_CONVERSATION", 3),
         max_failures_per_customer=_int_env("GIFTBOT_MAX_FAILURES_PER_CUSTOMER", 5),
         max_failures_per_card=_int_env("GIFTBOT_MAX_FAILURES_PER_CARD", 5),

@@ -33,16 +33,10 @@ MAX_FAILED_SIGN_INS_PER_ACCOUNT = 50
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,39}")
 
 
-# Presence: the open console renews an agent's availability every PRESENCE_HEARTBEAT; without a
-# renewal for PRESENCE_TIMEOUT (a closed tab, a lost network) the agent is away: no shopper
-# queues for them, and their conversations go back to the queue.
-PRESENCE_HEARTBEAT = timedelta(seconds=10)
-PRESENCE_TIMEOUT = timedelta(seconds=30)
-
-
-def is_present(available: bool, available_until: datetime | None) -> bool:
-    """Available, and (when the console keeps it alive) its heartbeat has not lapsed."""
-    return available and (available_until is None or available_until > datetime.now(timezone.utc))
+def is_present(available: bool, present_until: datetime | None) -> bool:
+    """Available, and (when a console keeps it) the console's heartbeat has not lapsed: the
+    open console renews it (``GIFTBOT_AGENT_PRESENCE_SECONDS``); a closed tab lets it lapse."""
+    return available and (present_until is None or present_until > datetime.now(timezone.utc))
 
 
 LOCAL_CLIENT = "local"

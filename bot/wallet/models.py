@@ -217,9 +217,9 @@ class Agent(Base):
     password_hash = Column(String(255), nullable=False)
     disabled = Column(Boolean, nullable=False, default=False)
     available = Column(Boolean, nullable=False, default=False)
-    # Presence: the console's heartbeat keeps pushing this forward; once it passes, the agent is
-    # away. NULL: available until told otherwise (the CLI's ``giftbot agents available``).
-    available_until = Column(DateTime(timezone=True))
+    # Presence: while the agent's console is open its heartbeat keeps pushing this forward; once
+    # it passes, the agent is away. NULL: no console keeps it (the CLI's availability holds).
+    present_until = Column(DateTime(timezone=True))
     # The account's sign-in ceiling: failures from every address, and when the latest one was.
     failed_sign_ins = Column(Integer, nullable=False, default=0)
     last_failed_sign_in_at = Column(DateTime(timezone=True))

@@ -7,9 +7,7 @@ from the configured URLs only: a request's Host header is the client's to forge.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -20,7 +18,8 @@ from bot.tokens import mint_customer_token
 from bot.wallet import codes, demo
 from bot.wallet.repository import WalletRepository
 from bot.web.config import WebConfig
-from bot.web.console import setup_console
+from bot.web.console import create_console_app
+from bot.web.http import json_body, json_error, string_field
 from bot.web.link import setup_account_linking
 from bot.web.pages import render_demo_page
 from bot.web.ratelimits import rate_limits
@@ -54,7 +53,7 @@ def create_app(config: WebConfig, repository: WalletRepository | None = None) ->
         app.router.add_post("/demo/sign-in", sign_in)
     app.router.add_post("/api/mask", mask)
     app.router.add_route("OPTIONS", "/api/mask", preflight)
-    setup_console(app, app[REPOSITORY], config.console_dir)
+    app.add_subapp("/agent", create_console_app(app[REPOSITORY], config.console_dir))
     setup_account_linking(app, app[REPOSITORY], config.demo_mode)
     app.router.add_static("/widget/", config.widget_dir)
     app.router.add_static("/vendor/socket.io/", config.socketio_dist)
@@ -118,21 +117,23 @@ async def no_icon(request: web.Request) -> web.Response:
 
 async def sign_in(request: web.Request) -> web.Response:
     """Sign in as a demo customer: the token a store would hand its own widget."""
-    email = _field(await _json_body(request), "email").strip().lower()
+    email = string_field(await json_body(request), "email").strip().lower()
     if email not in DEMO_EMAILS:
-        raise _error(web.HTTPNotFound, "Only the demo customers can sign in on the demo page.")
+        raise json_error(web.HTTPNotFound, "Only the demo customers can sign in on the demo page.")
     repository = request.app[REPOSITORY]
     customer = await asyncio.to_thread(repository.find_customer_by_email, email)
     if customer is None:
-        raise _error(web.HTTPNotFound, "No such customer: run `giftbot wallet seed --demo`.")
+        raise json_error(web.HTTPNotFound, "No such customer: run `giftbot wallet seed --demo`.")
     token = mint_customer_token(customer.id, get_settings().token_secret)
     return web.json_response({"customer_token": token, "name": customer.name, "email": email})
 
 
 async def mask(request: web.Request) -> web.Response:
-    text = _field(await _json_body(request), "text")
+    text = string_field(await json_body(request), "text")
     if len(text) > MAX_MESSAGE_CHARS:
-        raise _error(web.HTTPBadRequest, f"'text' can have at most {MAX_MESSAGE_CHARS} characters.")
+        raise json_error(
+            web.HTTPBadRequest, f"'text' can have at most {MAX_MESSAGE_CHARS} characters."
+        )
     return web.json_response({"text": codes.mask_claim_codes(text)})
 
 
@@ -145,24 +146,3 @@ async def preflight(request: web.Request) -> web.Response:
             "Access-Control-Max-Age": "86400",
         },
     )
-
-
-def _error(kind: type[web.HTTPException], message: str) -> web.HTTPException:
-    return kind(text=json.dumps({"error": message}), content_type="application/json")
-
-
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise _error(web.HTTPBadRequest, "The body must be a JSON object.") from None
-    if not isinstance(body, dict):
-        raise _error(web.HTTPBadRequest, "The body must be a JSON object.")
-    return body
-
-
-def _field(body: dict[str, Any], name: str) -> str:
-    value = body.get(name)
-    if not isinstance(value, str):
-        raise _error(web.HTTPBadRequest, f"'{name}' must be a string.")
-    return value

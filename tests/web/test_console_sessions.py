@@ -13,7 +13,7 @@ from cryptography.fernet import Fernet
 from bot.wallet import codes
 from bot.wallet.demo import CARDS
 from bot.web import sessions
-from bot.web.console import mask, transcript
+from bot.web.console.views import mask, transcript
 from bot.web.rasa_api import agent_payload
 from bot.web.sessions import COOKIE_NAME, AgentSession, SessionCodec
 

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.desk import agents
 from bot.desk.repository.rows import _actor, _agent_view, _enabled_agent, _find_agent
 from bot.desk.views import AgentView
-from bot.wallet.models import Agent, AgentSignInFailure, utcnow
+from bot.wallet.models import Agent, AgentSignInFailure, HandoffRequest, HandoffStatus, utcnow
 from bot.wallet.store import RepositoryBase, WalletError, _audit
 
 
@@ -72,7 +72,7 @@ class AgentsRepository(RepositoryBase):
                 .where(
                     Agent.available.is_(True),
                     Agent.disabled.is_(False),
-                    or_(Agent.available_until.is_(None), Agent.available_until > utcnow()),
+                    or_(Agent.present_until.is_(None), Agent.present_until > utcnow()),
                 )
                 .order_by(Agent.username)
             ).scalars()
@@ -93,7 +93,7 @@ class AgentsRepository(RepositoryBase):
             if agent.disabled != disabled:
                 agent.disabled = disabled
                 agent.available = False
-                agent.available_until = None
+                agent.present_until = None
                 action = "agent.disabled" if disabled else "agent.enabled"
                 _audit(s, actor, action, agent.username, {})
                 s.flush()
@@ -102,11 +102,14 @@ class AgentsRepository(RepositoryBase):
     def set_agent_available(
         self, username: str, available: bool, lease: timedelta | None = None
     ) -> AgentView:
-        """Available (or not). With a ``lease`` (the console) the availability lapses unless a
-        heartbeat renews it; without one it holds until changed (the CLI)."""
+        """Available for new chats (or not). With a ``lease`` (the console) the agent counts
+        as present only while heartbeats renew it; without one (the CLI) it holds as set."""
         with self._transaction() as s:
             agent = _enabled_agent(s, username)
-            agent.available_until = utcnow() + lease if available and lease else None
+            if lease is not None:
+                agent.present_until = utcnow() + lease
+            elif not available:
+                agent.present_until = None
             if agent.available != available:
                 agent.available = available
                 _audit(
@@ -120,42 +123,59 @@ class AgentsRepository(RepositoryBase):
             return _agent_view(agent)
 
     def agent_heartbeat(self, username: str, lease: timedelta) -> AgentView:
-        """The console is still open: an available agent's lease runs ``lease`` from now."""
+        """The agent's console is open: they are present for ``lease`` from now."""
         with self._transaction() as s:
             agent = _enabled_agent(s, username)
-            if agent.available and agent.available_until is not None:
-                agent.available_until = utcnow() + lease
-                s.flush()
+            agent.present_until = utcnow() + lease
+            s.flush()
             return _agent_view(agent)
 
     def lapsed_agents(self) -> list[str]:
-        """Agents whose console stopped renewing their lease, now marked away (each is
-        returned once, by whichever caller marks them)."""
+        """Agents whose console stopped its heartbeat, now marked away and unavailable (each
+        is returned once, to whichever caller marks them)."""
         now = utcnow()
         with self._transaction() as s:
             names = list(
-                s.execute(
-                    select(Agent.username).where(
-                        Agent.available.is_(True), Agent.available_until < now
-                    )
-                ).scalars()
+                s.execute(select(Agent.username).where(Agent.present_until < now)).scalars()
             )
             gone = []
             for name in names:
                 done = s.execute(
                     update(Agent)
-                    .where(
-                        Agent.username == name,
-                        Agent.available.is_(True),
-                        Agent.available_until < now,
-                    )
-                    .values(available=False, available_until=None)
+                    .where(Agent.username == name, Agent.present_until < now)
+                    .values(available=False, present_until=None)
                     .execution_options(synchronize_session=False)
                 ).rowcount
                 if done == 1:
                     _audit(s, agents.agent_actor(name), "agent.away", name, {})
                     gone.append(name)
             return gone
+
+    def disabled_agents_holding_chats(self) -> list[str]:
+        """Disabled agents who still hold conversations (disabled from the CLI meanwhile)."""
+        with self._transaction() as s:
+            return list(
+                s.execute(
+                    select(Agent.username)
+                    .join(HandoffRequest, HandoffRequest.taken_by == Agent.username)
+                    .where(
+                        Agent.disabled.is_(True),
+                        HandoffRequest.status == HandoffStatus.TAKEN.value,
+                    )
+                    .distinct()
+                ).scalars()
+            )
+
+    def sign_out_agent(self, username: str) -> None:
+        """The agent signed out: unavailable and no longer present."""
+        with self._transaction() as s:
+            agent = _find_agent(s, username)
+            if agent is None:
+                return
+            agent.present_until = None
+            if agent.available:
+                agent.available = False
+                _audit(s, _actor(agent), "agent.availability", agent.username, {"available": False})
 
     def verify_agent_password(
         self, username: str, password: str, client_address: str | None = None

@@ -331,7 +331,7 @@ class HandoffsRepository(RepositoryBase):
                 select(func.count(Agent.id)).where(
                     Agent.available.is_(True),
                     Agent.disabled.is_(False),
-                    or_(Agent.available_until.is_(None), Agent.available_until > now),
+                    or_(Agent.present_until.is_(None), Agent.present_until > now),
                 )
             ).scalar_one()
             if present:

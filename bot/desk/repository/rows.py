@@ -56,7 +56,7 @@ def _agent_view(agent: Agent) -> AgentView:
         username=agent.username,
         display_name=agent.display_name,
         disabled=bool(agent.disabled),
-        available=agents.is_present(bool(agent.available), _utc_or_none(agent.available_until)),
+        available=agents.is_present(bool(agent.available), _utc_or_none(agent.present_until)),
         locked_until=locked_until,
         created_at=_utc(agent.created_at),
     )

@@ -4,8 +4,8 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-02 02:40:00.000000
 
-``agents.available_until``: the console's heartbeat keeps an agent available; once it passes,
-the agent is away (NULL: available until told otherwise). ``case_entries``: an agent's notes
+``agents.present_until``: the open console's heartbeat keeps pushing it forward; once it
+passes, the agent is away (NULL: no console keeps it). ``case_entries``: an agent's notes
 on a support case and the email replies sent for it (with their outbox row).
 """
 
@@ -22,7 +22,7 @@ depends_on = None
 
 def upgrade() -> None:
     # Plain ALTER TABLE: a batch on SQLite would re-create agents, which others refer to.
-    op.add_column("agents", sa.Column("available_until", sa.DateTime(timezone=True)))
+    op.add_column("agents", sa.Column("present_until", sa.DateTime(timezone=True)))
     op.create_table(
         "case_entries",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -47,4 +47,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f("ix_case_entries_case_id"), table_name="case_entries")
     op.drop_table("case_entries")
-    op.drop_column("agents", "available_until")
+    op.drop_column("agents", "present_until")
