@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import ActionExecuted, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -26,17 +26,77 @@ def offer_human(dispatcher: CollectingDispatcher, reason: str) -> list[dict[str,
     return [SlotSet("handoff_offered", True), SlotSet("handoff_reason", reason)]
 
 
+# Intents that carry no journey of their own: the journey is the topic before them.
+NOT_A_JOURNEY = frozenset(
+    {
+        "human_handoff",
+        "affirm",
+        "deny",
+        "inform",
+        "greet",
+        "goodbye",
+        "thank",
+        "stop",
+        "bot_challenge",
+        "nlu_fallback",
+        "out_of_scope",
+    }
+)
+
+
 def handoff_context(tracker: Tracker) -> dict[str, Any]:
     """What the agent should see: masked, never a claim code. What was verified comes from
     the wallet store's record (written when the action verified), never from a slot."""
-    serial = tracker.get_slot("serial_number")
+    serial = latest_serial(tracker)
     proof = repository().latest_verification(tracker.sender_id)
+    text = tracker.latest_message.get("text")
     return {
-        "serial": codes.mask_serial(serial) if isinstance(serial, str) and serial else None,
+        "serial": codes.mask_serial(serial) if serial else None,
         "verification": proof.summary if proof else None,
         "case_reference": tracker.get_slot("case_reference"),
         "last_intent": (tracker.latest_message.get("intent") or {}).get("name"),
+        "journey": _journey(tracker),
+        # The shopper's words for triage, masked as everywhere (the console masks again).
+        "last_message": codes.mask_claim_codes(text, serials=True)[:500]
+        if isinstance(text, str) and text
+        else None,
     }
+
+
+def latest_serial(tracker: Tracker) -> str | None:
+    """The serial this session last named, even when a failed lookup's journey reset has
+    cleared the slot since: the slot's own history in the tracker, newest first. Only shown
+    masked, never trusted (what was verified comes from the store)."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "session_started":
+            break
+        if event.get("event") == "slot" and event.get("name") == "serial_number":
+            found = _serial(event.get("value"))
+            if found:
+                return found
+    return _serial(tracker.get_slot("serial_number"))
+
+
+def _serial(value: Any) -> str | None:
+    """A well-formed serial, or None (a typed command can put anything in a slot)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return codes.parse_serial(value)
+    except codes.CodeFormatError:
+        return None
+
+
+def _journey(tracker: Tracker) -> str | None:
+    """The topic the shopper came with: the newest intent that is a journey of its own."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "session_started":
+            break
+        if event.get("event") == "user":
+            name = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+            if name and name not in NOT_A_JOURNEY:
+                return str(name).replace("_", " ")
+    return None
 
 
 class ActionOfferHuman(Action):
@@ -121,3 +181,22 @@ class ActionSaveContact(Action):
         else:
             dispatcher.utter_message(response="utter_contact_missing", reference=reference)
         return [SlotSet("contact_requested", False)]
+
+
+class ActionSessionStart(Action):
+    """Rasa's session start, and a returning shopper with a case hears where it stands."""
+
+    def name(self) -> str:
+        return "action_session_start"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        # Rasa 3.6's default (carry_over_slots_to_new_session is false in domain.yml).
+        events: list[dict[str, Any]] = [SessionStarted()]
+        case = repository().latest_case_of(tracker.sender_id)
+        if case is not None and case.status == "open":
+            dispatcher.utter_message(response="utter_case_open", reference=case.reference)
+        elif case is not None:
+            dispatcher.utter_message(response="utter_case_closed", reference=case.reference)
+        return [*events, ActionExecuted("action_listen")]

@@ -81,13 +81,15 @@ class Conversation:
         entities: list[dict[str, Any]] | None = None,
         requested_slot: str | None = None,
         active_loop: str | None = None,
+        history: list[dict[str, Any]] | None = None,
     ) -> Tracker:
         all_slots: dict[str, Any] = {name: None for name in self.domain["slots"]}
         all_slots.update(slots or {})
         all_slots.update(new_slots or {})
         all_slots["requested_slot"] = requested_slot
         # Slots filled this turn (by Rasa's action_extract_slots) follow the user's message.
-        events = [{"event": "user", "text": text}] + [
+        # ``history``: earlier events of the conversation, before this turn's message.
+        events = [*(history or []), {"event": "user", "text": text}] + [
             {"event": "slot", "name": name, "value": value}
             for name, value in (new_slots or {}).items()
         ]
