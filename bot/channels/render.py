@@ -130,7 +130,7 @@ def numbered(text: str, options: Iterable[Option]) -> str:
     lines = [f"{number}. {option.title}" for number, option in enumerate(options, start=1)]
     if not lines:
         return text
-    return f"{text}\n\nReply with a number:\n" + "\n".join(lines)
+    return "\n".join([text, *lines, "(Reply with a number.)"])
 
 
 _NUMBER = re.compile(r"\s*#?(\d{1,2})\s*[.)]?\s*")

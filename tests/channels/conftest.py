@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import time
 import uuid
@@ -138,6 +139,14 @@ def channel_servers(wallet: WalletRepository, platforms: Platforms) -> Iterator[
     finally:
         stand_ins.stop()
         running.stop()
+        record = os.environ.get("GIFTBOT_CHANNELS_RECORD")
+        p = platforms
+        if record:  # every call the stand-ins recorded, for reading (JSON lines)
+            with open(record, "w") as out:
+                for stand_in in (p.telegram, p.slack, p.messenger, p.twilio, p.teams):
+                    for call in stand_in.calls:
+                        line = {"platform": stand_in.name, "path": call.path, "body": call.body}
+                        out.write(json.dumps(line) + "\n")
 
 
 @pytest.fixture(autouse=True)

@@ -53,7 +53,7 @@ def test_a_word_longer_than_the_limit_is_cut() -> None:
 def test_options_are_numbered_and_a_number_or_a_title_picks_one() -> None:
     options = [Option("Yes, please", "/affirm"), Option("No, thanks", "/deny")]
     assert numbered("Want a person?", options) == (
-        "Want a person?\n\nReply with a number:\n1. Yes, please\n2. No, thanks"
+        "Want a person?\n1. Yes, please\n2. No, thanks\n(Reply with a number.)"
     )
     offered = [option.as_dict() for option in options]
     assert pick_option("2", offered) == "/deny"

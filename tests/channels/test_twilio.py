@@ -10,8 +10,10 @@ import pytest
 import requests
 
 from bot.channels.twilio import signature
+from bot.settings import get_settings
 from bot.wallet.demo import CARDS
 from bot.wallet.repository import WalletRepository
+from bot.wallet.repository.channels import ChannelsRepository
 from tests.channels.conftest import (
     Platforms,
     Shopper,
@@ -101,24 +103,20 @@ def test_balance_by_order_number_on_whatsapp(whatsapp: TextingShopper) -> None:
     print("\n".join(whatsapp.transcript))
 
 
-def test_a_numbered_answer_picks_the_option(texter: TextingShopper) -> None:
+def test_a_numbered_answer_picks_the_option(
+    texter: TextingShopper, wallet: WalletRepository
+) -> None:
     calls = texter.say("what's the weather like tomorrow")
-    assert (
-        calls[-1]
-        .body["Body"]
-        .endswith(
-            "Reply with a number:\n"
-            "1. Check a card's value\n"
-            "2. Fix a claim code that doesn't work\n"
-            "3. Recover a damaged card\n"
-            "4. Talk to a person"
-        )
-    )
-    assert "serial number" in texter.said("1")
-    assert user_texts(texter.servers, texter.conversation_id)[-1] == "/check_balance"
-    # The options answered one message only: a later "2" is just "2".
+    settings = get_settings()
+    store = ChannelsRepository(wallet.engine, settings.claim_code_secret, settings.sealing_key)
+    offered = store.offered_options("twilio", texter.address)
+    assert len(offered) >= 2
+    listed = [f"{n}. {option['title']}" for n, option in enumerate(offered, 1)]
+    assert calls[-1].body["Body"].endswith("\n".join(["", *listed, "(Reply with a number.)"]))
     texter.say("2")
-    assert user_texts(texter.servers, texter.conversation_id)[-1] == "2"
+    assert user_texts(texter.servers, texter.conversation_id)[-1] == offered[1]["payload"]
+    # The options answer one message only: what the assistant offers now, if anything.
+    assert store.offered_options("twilio", texter.address) != offered
 
 
 @pytest.mark.parametrize("attack", ["unsigned", "wrong token", "tampered", "other account"])
