@@ -4,9 +4,19 @@
 
 const POLL_MS = 2000;
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
+// While this page is open the agent is present; the server marks them away once the beats stop.
+const HEARTBEAT_MS = Number(document.querySelector('meta[name="heartbeat-ms"]').content) || 10000;
+const TITLE = document.title;
 const $ = (id) => document.getElementById(id);
 
-const state = { selected: null, detail: null, shown: { queue: "", transcript: "", notes: "" } };
+const state = {
+  view: "chats",
+  selected: null,
+  detail: null,
+  caseSelected: null,
+  seenWaiting: null,
+  shown: { queue: "", transcript: "", notes: "", cases: "", case: "" },
+};
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -83,6 +93,8 @@ function summary(item) {
   return [
     el("span", { class: "q-title" }, `Chat ${item.conversation}`),
     el("span", { class: "q-reason" }, sentence(item.reason)),
+    item.last_message ? el("span", { class: "q-said" }, `“${item.last_message}”`) : null,
+    el("span", { class: "q-journey" }, `Journey: ${item.journey || "none"} · card ${item.serial || "none given"}`),
     el(
       "span",
       { class: "q-meta" },
@@ -123,8 +135,27 @@ function renderQueue(queue) {
   state.shown.queue = key;
   $("available").checked = queue.agent.available;
   $("waiting-count").textContent = String(queue.waiting.length);
+  $("tab-waiting").textContent = String(queue.waiting.length);
+  $("tab-cases").textContent = String(queue.open_cases);
+  announceArrivals(queue.waiting);
   renderList($("waiting"), $("waiting-empty"), queue.waiting);
   renderList($("mine"), $("mine-empty"), queue.mine);
+}
+
+// A new shopper in the queue: the tab's title counts the waiting, and screen readers hear it.
+function announceArrivals(waiting) {
+  document.title = waiting.length ? `(${waiting.length}) ${TITLE}` : TITLE;
+  const ids = new Set(waiting.map((item) => item.id));
+  if (state.seenWaiting !== null) {
+    const arrived = waiting.filter((item) => !state.seenWaiting.has(item.id));
+    if (arrived.length === 1) {
+      const item = arrived[0];
+      $("announcer").textContent = `New chat waiting: ${sentence(item.reason)}${item.last_message ? `: “${item.last_message}”` : ""}`;
+    } else if (arrived.length > 1) {
+      $("announcer").textContent = `${arrived.length} new chats waiting.`;
+    }
+  }
+  state.seenWaiting = ids;
 }
 
 // --------------------------------------------------------------------- a conversation
@@ -139,6 +170,8 @@ function renderContext(detail) {
     ["Shopper", h.signed_in ? "signed in" : "signed out"],
     ["Verification", h.verification],
     ["Card", h.serial || "none given"],
+    ["Journey", h.journey || "none"],
+    ["Shopper said", h.last_message || "nothing yet"],
     ["Last topic", h.last_intent || "none"],
     ["Case", detail.case ? `${detail.case.reference} (${detail.case.kind}, ${detail.case.status})` : "none"],
   ];
@@ -222,7 +255,7 @@ function renderConversation(detail) {
 
 async function select(id) {
   state.selected = id;
-  state.shown = { queue: "", transcript: "", notes: "" };
+  state.shown = { ...state.shown, queue: "", transcript: "", notes: "" };
   showAlert("");
   showNotice("");
   await refresh();
@@ -237,7 +270,10 @@ async function refresh() {
   busy = true;
   try {
     renderQueue(await api("queue"));
-    if (state.selected !== null) renderConversation(await api(`conversations/${state.selected}`));
+    if (state.view === "cases") {
+      renderCases(await api("cases"));
+      if (state.caseSelected !== null) renderCase(await api(`cases/${state.caseSelected}`));
+    } else if (state.selected !== null) renderConversation(await api(`conversations/${state.selected}`));
   } catch (error) {
     showAlert(error.message);
   } finally {
@@ -316,5 +352,146 @@ function showNotice(message) {
   $("notice").textContent = message;
 }
 
+// ------------------------------------------------------------------------------- cases
+
+function age(seconds) {
+  return waited(seconds);
+}
+
+function renderCases(answer) {
+  const key = JSON.stringify(answer) + state.caseSelected;
+  if (key === state.shown.cases) return;
+  state.shown.cases = key;
+  $("cases-count").textContent = String(answer.cases.length);
+  $("cases").replaceChildren(
+    ...answer.cases.map((item) =>
+      el(
+        "li",
+        {},
+        el(
+          "button",
+          {
+            type: "button",
+            class: "q-item",
+            "aria-current": item.reference === state.caseSelected ? "true" : null,
+            onclick: () => selectCase(item.reference),
+          },
+          el("span", { class: "q-title" }, `Case ${item.reference}`),
+          el("span", { class: "q-reason" }, sentence(item.reason)),
+          item.last_message ? el("span", { class: "q-said" }, `“${item.last_message}”`) : null,
+          el(
+            "span",
+            { class: "q-meta" },
+            `open ${age(item.age_seconds)} · ${item.contact_email ? `email ${item.contact_email}` : "no email address yet"}`,
+          ),
+        ),
+      ),
+    ),
+  );
+  $("cases-empty").hidden = answer.cases.length > 0;
+}
+
+function renderCase(answer) {
+  const c = answer.case;
+  $("case").hidden = false;
+  $("case-tools").hidden = false;
+  $("case-heading").textContent = `Case ${c.reference}`;
+  const key = JSON.stringify(answer);
+  if (key === state.shown.case) return;
+  state.shown.case = key;
+  const rows = [
+    ["Status", c.status === "closed" ? `closed by ${c.closed_by}: ${c.resolution}` : "open"],
+    ["Reason", sentence(c.reason)],
+    ["Kind", c.kind],
+    ["Open for", age(c.age_seconds)],
+    ["Email to", c.contact_email || "none given yet"],
+    ["Shopper", c.signed_in ? "signed in" : "signed out"],
+    ["Chat", c.conversation || "none"],
+  ];
+  for (const [name, value] of Object.entries(c.details)) {
+    if (value !== null && value !== "") rows.push([sentence(name.replaceAll("_", " ")), String(typeof value === "object" ? JSON.stringify(value) : value)]);
+  }
+  $("case-context").replaceChildren(...rows.flatMap(([name, value]) => [el("dt", {}, name), el("dd", {}, value)]));
+  const lines = answer.transcript;
+  $("case-transcript").replaceChildren(
+    ...lines.map((line) => {
+      if (line.from === "notice") return el("li", { class: "t-notice" }, line.text);
+      const author = line.from === "agent" ? `${line.agent} (agent)` : line.from === "bot" ? "Assistant" : "Shopper";
+      return el("li", { class: `t-${line.from}` }, el("span", { class: "t-author" }, `${author} · ${clock(line.at)}`), el("span", { class: "t-text" }, line.text));
+    }),
+  );
+  if (answer.transcript_error) showAlert(answer.transcript_error);
+  $("case-history").replaceChildren(
+    ...c.history.map((entry) =>
+      el(
+        "li",
+        { class: `h-${entry.kind}` },
+        el("span", { class: "t-author" }, `${entry.kind === "email" ? "Email" : "Note"} · ${entry.author} · ${clock(entry.at)}`),
+        el("span", {}, entry.text),
+      ),
+    ),
+  );
+  $("case-history-empty").hidden = c.history.length > 0;
+  const open = c.status === "open";
+  for (const id of ["case-reply-form", "case-note-form", "case-close-form"]) {
+    for (const field of $(id).elements) field.disabled = !open || (id === "case-reply-form" && !c.contact_email);
+  }
+  $("case-reply-hint").textContent = c.contact_email
+    ? `Goes to ${c.contact_email} with the case reference, through the outbox.`
+    : "The shopper has not given an email address yet.";
+}
+
+async function selectCase(reference) {
+  state.caseSelected = reference;
+  state.shown.cases = "";
+  state.shown.case = "";
+  showAlert("");
+  $("case-notice").textContent = "";
+  await refresh();
+}
+
+function showView(view) {
+  state.view = view;
+  $("chats-view").hidden = view !== "chats";
+  $("cases-view").hidden = view !== "cases";
+  $("show-chats").setAttribute("aria-pressed", String(view === "chats"));
+  $("show-cases").setAttribute("aria-pressed", String(view === "cases"));
+  state.shown.cases = "";
+  state.shown.case = "";
+  refresh();
+}
+
+$("show-chats").addEventListener("click", () => showView("chats"));
+$("show-cases").addEventListener("click", () => showView("cases"));
+
+const currentCase = () => `cases/${state.caseSelected}`;
+
+function caseForm(form, field, path, bodyName, notice) {
+  $(form).addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = $(field).value.trim();
+    if (!text) return;
+    const done = await act(`${currentCase()}/${path}`, { [bodyName]: text }, () => {
+      $("case-notice").textContent = notice;
+    });
+    if (done) $(form).reset();
+  });
+}
+
+caseForm("case-reply-form", "case-reply", "reply", "text", "Email queued in the outbox.");
+caseForm("case-note-form", "case-note", "notes", "text", "Note added.");
+caseForm("case-close-form", "case-resolution", "close", "resolution", "Case closed.");
+
+// ---------------------------------------------------------------------------- presence
+
+async function beat() {
+  try {
+    await api("heartbeat", {});
+  } catch (error) {
+    showAlert(error.message);
+  }
+}
+
 refresh();
 setInterval(refresh, POLL_MS);
+setInterval(beat, HEARTBEAT_MS);

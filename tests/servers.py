@@ -226,7 +226,8 @@ class Chat:
         replies = response.json()
         texts = []
         for reply in replies:
-            texts.append(reply.get("text", ""))
+            if reply.get("text") or reply.get("buttons"):  # not a custom payload alone
+                texts.append(reply.get("text", ""))
             texts.extend(f"[{b['title']}]" for b in reply.get("buttons", []))
         self.transcript.append(("user", message))
         self.transcript.extend(("bot", t) for t in texts)

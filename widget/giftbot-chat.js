@@ -18,6 +18,8 @@ const HERE = new URL(import.meta.url);
 // Brief connection blips do not deserve a "Reconnecting…" banner.
 const STATUS_DELAY_MS = 800;
 const MASK_UNAVAILABLE = "[message not shown]";
+// What the server masks a claim code to (bot/wallet/codes.py: MASKED_CLAIM_CODE).
+const MASKED_CLAIM_CODE = "[claim code hidden]";
 
 function scriptOptions() {
   const script = [...document.querySelectorAll("script[src]")].find(
@@ -198,12 +200,22 @@ class GiftbotChat {
 
   submit(text) {
     this.store.retireQuickReplies();
-    this.inOrder(async () => this.queue(text, await this.mask(text)));
+    // The answer to "what is the claim code?" is secret whole, even if it does not parse.
+    const secret = this.takeSecretAnswer();
+    this.inOrder(async () => this.queue(text, secret ? MASKED_CLAIM_CODE : await this.mask(text)));
   }
 
   choose(reply) {
     this.store.retireQuickReplies();
+    this.takeSecretAnswer();
     this.inOrder(() => this.queue(reply.payload, reply.title));
+  }
+
+  /** Whether the assistant has just asked for a secret; asking answers it. */
+  takeSecretAnswer() {
+    const asked = Boolean(this.store.session().secretAnswer);
+    if (asked) this.store.updateSession({ secretAnswer: false });
+    return asked;
   }
 
   /** One at a time, in order: the shown (masked) text must come before the reply to it. */
@@ -279,6 +291,10 @@ class GiftbotChat {
   received(payload) {
     const mine = this.inflight !== null;
     if (!mine && !(this.leader && !this.store.otherTabSending(this.tab))) return;
+    if (payload?.secret_answer === true || payload?.custom?.data?.secret_answer === true) {
+      this.store.updateSession({ secretAnswer: true }); // the next message is a secret
+      return;
+    }
     for (const entry of entriesFor(payload)) {
       this.store.append(entry);
       if (!this.open) this.store.updateSession({ unread: this.store.session().unread + 1 });

@@ -31,6 +31,7 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 # Rasa answers in well under a second when idle; a loaded CI machine can be much slower.
 REPLY_TIMEOUT_MS = 60_000
+PRESENCE_SECONDS = 9
 
 
 try:
@@ -87,6 +88,8 @@ def site(browser: Any, servers: Servers) -> Iterator[str]:
         "GIFTBOT_DEMO_MODE": "1",
         # The agent console writes to conversations through Rasa's HTTP API.
         "GIFTBOT_RASA_API_TOKEN": servers.api_token,
+        # An agent whose console closes is away after this (the console beats every 3 s).
+        "GIFTBOT_AGENT_PRESENCE_SECONDS": str(PRESENCE_SECONDS),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "bot.web"],

@@ -187,7 +187,7 @@ def test_an_agent_takes_over_and_hands_back(
     )
     console.page.get_by_role("button", name="Add note").click()
     expect(console.page.locator("#notes")).to_contain_text("Shopper sounds worried")
-    screenshot(console.page, "console.png", servers)
+    screenshot(console.page, "console-chat.png", servers)
 
     console.page.get_by_role("button", name="Hand back to bot").click()
     expect(console.status).to_have_text("This conversation went back to the assistant.")

@@ -145,6 +145,22 @@ def test_a_claim_code_is_hidden_in_the_transcript(page: Page) -> None:
         assert part not in shown
 
 
+def test_the_answer_to_the_claim_code_question_is_hidden_even_with_a_typo(page: Page) -> None:
+    sign_in(page, "Ann Lee")
+    chat = Widget(page)
+    chat.say("my claim code doesn't work")
+    typo = "zp3n 8vkqyd 4tr"  # a character short: not a claim code, still most of one
+    answer = chat.say(typo)
+    assert "14 or 15" in answer  # the assistant read it and asks again
+    assert chat.shopper_lines()[-1] == "[claim code hidden]"
+    shown = chat.log.inner_text() + str(chat.stored("transcript"))
+    assert "8vkqyd" not in shown
+    # It asked again, so "stop" is hidden too; once the question is gone, words are shown.
+    chat.say("stop")
+    chat.say("thanks")
+    assert chat.shopper_lines()[-2:] == ["[claim code hidden]", "thanks"]
+
+
 def test_an_agent_who_joins_is_shown_with_their_name(page: Page, servers: Servers) -> None:
     chat = Widget(page)
     chat.say("hi")
