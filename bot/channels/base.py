@@ -199,7 +199,12 @@ class PlatformChannel(InputChannel):
             await self.deliver(message.sender_id, await self._link_reply(message.sender_id))
             return
         if command in UNLINK_COMMANDS:
-            unlinked = await asyncio.to_thread(self.store.unlink, self.platform, message.sender_id)
+            unlinked = await asyncio.to_thread(
+                self.store.unlink,
+                self.platform,
+                message.sender_id,
+                self.conversation_id(message.sender_id),
+            )
             await self.deliver(message.sender_id, Reply(linking.unlinked_text(unlinked)))
             return
         offered = await asyncio.to_thread(

@@ -54,9 +54,13 @@ def test_a_link_binds_once_and_unlinks(
     assert channels.use_link(link_id, ben.id) is LinkOutcome.USED
     assert channels.linked_customer("telegram", "42") == ann.id
     assert channels.linked_customer("slack", "42") is None
-    assert channels.unlink("telegram", "42") is True
-    assert channels.unlink("telegram", "42") is False
+    # The linked user's conversation belongs to Ann until the unlink releases it.
+    assert repo.claim_conversation("telegram:42", ann.id) == ann.id
+    assert repo.claim_conversation("telegram:42", ben.id) == ann.id
+    assert channels.unlink("telegram", "42", "telegram:42") is True
+    assert channels.unlink("telegram", "42", "telegram:42") is False
     assert channels.linked_customer("telegram", "42") is None
+    assert repo.claim_conversation("telegram:42", ben.id) == ben.id
 
 
 def test_an_expired_or_unknown_link_binds_nothing(

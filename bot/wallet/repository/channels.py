@@ -19,6 +19,7 @@ from bot.wallet.models import (
     ChannelConversation,
     ChannelDelivery,
     ChannelLink,
+    ConversationOwner,
     utcnow,
 )
 from bot.wallet.repository.base import RepositoryBase, _audit, _utc
@@ -137,11 +138,16 @@ class ChannelsRepository(RepositoryBase):
                 )
             ).scalar_one_or_none()
 
-    def unlink(self, channel: str, sender_id: str) -> bool:
+    def unlink(self, channel: str, sender_id: str, conversation_id: str) -> bool:
+        """Undo the link. It signs the platform user out of their conversation for good too,
+        so that a later link to another account owns it (actions/context.py)."""
         with self._transaction() as s:
             binding = s.get(ChannelBinding, (channel, sender_id))
             if binding is None:
                 return False
             _audit(s, f"customer:{binding.customer_id}", "channel_unlinked", channel, {})
             s.delete(binding)
+            owner = s.get(ConversationOwner, conversation_id)
+            if owner is not None:
+                s.delete(owner)
         return True
