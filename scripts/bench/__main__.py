@@ -132,6 +132,8 @@ def measure(
                 flush=True,
             )
         result.memory_mb = {process: stacks.memory(pid) for process, pid in stack.processes.items()}
+        if "Rasa" in stack.processes:
+            result.rasa_memory_map = stacks.memory_map(stack.processes["Rasa"])
         results.stacks.append(result)
         return stack.tracker_db
 

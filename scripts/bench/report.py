@@ -63,6 +63,8 @@ class StackResult:
     runs: list[dict[str, Any]] = field(default_factory=list)
     memory_mb: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Process -> (RSS after the runs, peak RSS), MB."""
+    rasa_memory_map: list[tuple[str, float]] = field(default_factory=list)
+    """The Rasa server's largest resident mappings after the runs, MB."""
 
     def run(self, name: str, transport: str = "REST") -> dict[str, Any] | None:
         return next(
@@ -100,6 +102,7 @@ class Results:
                     "name": s.name,
                     "cold_start_s": s.cold_start_s,
                     "memory_mb": {k: list(v) for k, v in s.memory_mb.items()},
+                    "rasa_memory_map": s.rasa_memory_map,
                     "runs": s.runs,
                 }
                 for s in self.stacks
@@ -315,6 +318,13 @@ def markdown(results: Results, notes: str = "") -> str:
         total_now = sum(v[0] for v in stack.memory_mb.values())
         total_peak = sum(v[1] for v in stack.memory_mb.values())
         lines.append(f"| {stack.name} | **all** | {total_now:.0f} MB | {total_peak:.0f} MB |")
+    for stack in results.stacks:
+        if stack.rasa_memory_map:
+            where = ", ".join(f"{name} {mb:.0f} MB" for name, mb in stack.rasa_memory_map)
+            lines += [
+                "",
+                f"Where the Rasa server's memory is ({stack.name}, largest first): {where}.",
+            ]
     lines += ["", "| stack | cold start (process start to first answer) |", "|---|---|"]
     lines += [f"| {s.name} | {_seconds(s.cold_start_s)} |" for s in results.stacks]
     lines += ["", "| model | training | when | load average then |", "|---|---|---|---|"]

@@ -384,6 +384,25 @@ def memory(pid: int) -> tuple[float, float]:
     return now, peak
 
 
+def memory_map(pid: int, top: int = 8) -> list[tuple[str, float]]:
+    """Where a process's resident memory is (``/proc/<pid>/smaps``): the largest mappings by
+    file (shared libraries, the model's files) or kind (``[heap]``, ``[anon]``), in MB."""
+    sizes: dict[str, float] = {}
+    name = "[anon]"
+    try:
+        lines = Path(f"/proc/{pid}/smaps").read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        fields = line.split()
+        if "-" in fields[0] and len(fields) >= 5 and ":" not in fields[0]:
+            path = fields[5] if len(fields) > 5 else "[anon]"
+            name = path.split("site-packages/")[-1]
+        elif fields[0] == "Rss:":
+            sizes[name] = sizes.get(name, 0.0) + int(fields[1]) / 1024
+    return sorted(sizes.items(), key=lambda item: -item[1])[:top]
+
+
 def _descendants(pid: int) -> list[int]:
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
