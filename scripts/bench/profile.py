@@ -13,10 +13,14 @@ BIN = Path(sys.executable).parent
 
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("jsonschema: validating action server responses", ("jsonschema/",)),
+    (
+        "the project's NLU components (bot/nlu/: sentence encoder, onnxruntime)",
+        ("bot/nlu/sentence", "onnxruntime/"),
+    ),
     ("TensorFlow: DIET, ResponseSelector and TED inference", ("tensorflow/", "run_inference")),
     ("tracker store: loading a conversation", ("_retrieve (rasa/core/tracker_store.py",)),
     ("tracker store: saving a conversation", ("save (rasa/core/tracker_store.py",)),
-    ("spaCy: tokenising and the entity rules", ("spacy/", "bot/nlu/")),
+    ("spaCy: tokenising and the entity rules", ("spacy/", "bot/nlu/card_entities")),
     (
         "featurising the tracker's past states (policies)",
         ("past_states", "tracker_featurizers.py", "single_state_featurizer.py"),
