@@ -26,11 +26,11 @@ ROOT = stacks.ROOT
 class Parameters:
     turns: int = 40
     """Turns of each conversation (the first ``turns`` of the script)."""
-    one_shopper_conversations: int = 5
+    one_shopper_conversations: int = 3
     closed_shoppers: int = 20
     open_shoppers: int = 100
     open_rate: float = 20.0
-    open_turns: int = 20
+    open_turns: int = 10
     socketio: bool = True
     scaled: bool = True
     rasa_instances: int = 2
