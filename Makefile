@@ -64,6 +64,7 @@ evaluate: setup train
 # The assistant, its scaled topology and a plain `rasa init` bot under the same load, side by
 # side; writes docs/performance.md (README: Performance). Takes about 25 minutes.
 bench: setup train
+	@scripts/setup_web.sh --no-browser
 	@scripts/install_haproxy.sh --optional
 	$(BIN)/python -m scripts.bench
 
