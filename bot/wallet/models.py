@@ -218,7 +218,7 @@ class Agent(Base):
     disabled = Column(Boolean, nullable=False, default=False)
     available = Column(Boolean, nullable=False, default=False)
     # Presence: while the agent's console is open its heartbeat keeps pushing this forward; once
-    # it passes, the agent is away. NULL: no console keeps it (the CLI's availability holds).
+    # it passes, the agent is away. NULL: no console keeps it (availability set directly in the store holds).
     present_until = Column(DateTime(timezone=True))
     # The account's sign-in ceiling: failures from every address, and when the latest one was.
     failed_sign_ins = Column(Integer, nullable=False, default=0)

@@ -103,7 +103,7 @@ class AgentsRepository(RepositoryBase):
         self, username: str, available: bool, lease: timedelta | None = None
     ) -> AgentView:
         """Available for new chats (or not). With a ``lease`` (the console) the agent counts
-        as present only while heartbeats renew it; without one (the CLI) it holds as set."""
+        as present only while heartbeats renew it; without one it holds as set."""
         with self._transaction() as s:
             agent = _enabled_agent(s, username)
             if lease is not None:

@@ -18,7 +18,14 @@ from bot.desk.repository.rows import (
     new_case_reference,
 )
 from bot.desk.views import CaseNoteView, CaseView
-from bot.wallet.models import CaseEntry, OutboxEmail, SupportCase, utcnow
+from bot.wallet.models import (
+    CaseEntry,
+    Customer,
+    HandoffRequest,
+    OutboxEmail,
+    SupportCase,
+    utcnow,
+)
 from bot.wallet.store import ConflictError, RepositoryBase, WalletError, _audit, _utc
 
 
@@ -102,6 +109,43 @@ class CasesRepository(RepositoryBase):
             _audit(s, _actor(agent), "case.closed", case_.reference, {"resolution": resolution})
             s.refresh(case_)
             return _case_view(case_)
+
+    def follow_up_case(self, request_id: int, agent_username: str, follow_up: str) -> str:
+        """A chat that ended unresolved becomes a case (its context and what is left to do),
+        answered by email: at the account's address when the shopper was signed in, else at
+        the address the conversation's earlier case had. Returns its reference."""
+        follow_up = _masked(follow_up.strip())
+        if not follow_up or len(follow_up) > MAX_NOTE_LENGTH:
+            raise WalletError(f"what is left to do takes 1 to {MAX_NOTE_LENGTH} characters")
+        with self._transaction() as s:
+            agent = _enabled_agent(s, agent_username)
+            request = s.get(HandoffRequest, request_id)
+            if request is None:
+                raise WalletError(f"no handoff request with id {request_id}")
+            earlier = s.get(SupportCase, request.case_id) if request.case_id else None
+            if earlier is not None and earlier.status == "open":
+                case_ = earlier
+                case_.details = {**case_.details, "follow_up": follow_up}
+            else:
+                contact = earlier.details.get("contact_email") if earlier is not None else None
+                if request.customer_id is not None:
+                    contact = s.get(Customer, request.customer_id).email
+                case_ = SupportCase(
+                    reference=new_case_reference(),
+                    kind="chat_unresolved",
+                    conversation_id=request.conversation_id,
+                    customer_id=request.customer_id,
+                    details={
+                        **dict(request.context),
+                        "follow_up": follow_up,
+                        **({"contact_email": contact} if contact else {}),
+                    },
+                )
+                s.add(case_)
+                s.flush()
+                request.case_id = case_.id
+                _audit(s, _actor(agent), "case.opened", case_.reference, {"kind": case_.kind})
+            return str(case_.reference)
 
     def open_cases(self) -> list[CaseView]:
         """The cases agents still owe an answer, oldest first."""
