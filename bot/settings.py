@@ -74,6 +74,9 @@ class Settings:
     rasa_url: str
     """The Rasa server as shoppers' browsers reach it: the widget's socket URL and the demo
     page's CSP. Never derived from the Host header, which any client can forge."""
+    rasa_api_url: str
+    """The Rasa server as the web server reaches it for Rasa's HTTP API (the console's calls):
+    an internal address in production (``GIFTBOT_RASA_API_URL``); by default ``rasa_url``."""
     rasa_host: str
     """The address ``make run`` starts Rasa on (``rasa run --interface``): loopback by default."""
     rasa_port: int
@@ -211,6 +214,12 @@ def get_settings() -> Settings:
         ),
         rasa_url=_url_env(
             "GIFTBOT_RASA_URL", f"http://localhost:{_port_env('GIFTBOT_RASA_PORT', 5005)}"
+        ),
+        rasa_api_url=_url_env(
+            "GIFTBOT_RASA_API_URL",
+            _url_env(
+                "GIFTBOT_RASA_URL", f"http://localhost:{_port_env('GIFTBOT_RASA_PORT', 5005)}"
+            ),
         ),
         rasa_host=os.environ.get("GIFTBOT_RASA_HOST") or "127.0.0.1",
         rasa_port=_port_env("GIFTBOT_RASA_PORT", 5005),

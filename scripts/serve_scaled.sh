@@ -46,6 +46,10 @@ stop_all() {
 }
 trap stop_all EXIT INT TERM
 
+# Rasa's channels: credentials.yml plus each messaging platform whose GIFTBOT_<PLATFORM>_...
+# settings are set (bot/channels/registry.py), as in make run.
+echo "  Messaging channels: $("$BIN/giftbot" channels credentials)"
+
 rasa_ports=() action_ports=()
 for i in $(seq 1 "$GIFTBOT_ACTION_INSTANCES"); do
   port=$((actions_port + 1000 + i))
@@ -61,7 +65,7 @@ for i in $(seq 1 "$GIFTBOT_RASA_INSTANCES"); do
   # Rasa's HTTP API (the agent console's way in) is enabled only with the generated token;
   # each server listens on loopback, HAProxy on GIFTBOT_RASA_HOST (loopback by default).
   "$BIN/rasa" run --model models/giftbot.tar.gz --port "$port" --interface 127.0.0.1 \
-    --credentials credentials.yml --endpoints deploy/endpoints.scaled.yml \
+    --credentials var/credentials.yml --endpoints deploy/endpoints.scaled.yml \
     --cors "$public_web_url" --enable-api --jwt-secret "$api_token" --jwt-method HS256 \
     --logging-config-file logging.yml > "$LOGS/rasa-$i.log" 2>&1 &
   pids+=($!)

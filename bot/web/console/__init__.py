@@ -64,7 +64,8 @@ def create_console_app(repository: WalletRepository, console_dir: Path) -> web.A
 
 async def _rasa_client(app: web.Application) -> AsyncIterator[None]:
     settings = get_settings()
-    # Server to server through the URL browsers use (GIFTBOT_RASA_URL; make run: localhost).
+    # Server to server: GIFTBOT_RASA_API_URL, an internal address (make run: localhost), so
+    # that Rasa's HTTP API need not be published where browsers reach Rasa.
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
-        app[RASA] = RasaApi(settings.rasa_url, settings.rasa_api_token, http)
+        app[RASA] = RasaApi(settings.rasa_api_url, settings.rasa_api_token, http)
         yield
