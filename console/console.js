@@ -246,6 +246,7 @@ function renderConversation(detail) {
   $("adjust-hint").textContent = detail.can_adjust
     ? "A credit (5.00) or a debit (-5.00) on the shopper's account; a reason is required."
     : "Only for a signed-in shopper's account.";
+  for (const field of $("follow-up-form").elements) field.disabled = !yours;
   const openCase = detail.case && detail.case.status === "open";
   for (const field of $("close-form").elements) field.disabled = !(yours && openCase);
   $("close-hint").textContent = detail.case
@@ -335,6 +336,16 @@ $("close-form").addEventListener("submit", async (event) => {
     showNotice(`Case ${answer.case.reference} closed.`),
   );
   if (done) $("close-form").reset();
+});
+
+$("follow-up-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const followUp = $("follow-up").value.trim();
+  if (!followUp) return;
+  const done = await act(`${current()}/hand-back`, { follow_up: followUp }, (answer) =>
+    showNotice(`Handed back; case ${answer.case_reference} will be answered by email.`),
+  );
+  if (done) $("follow-up-form").reset();
 });
 
 $("available").addEventListener("change", (event) => act("availability", { available: event.target.checked }));

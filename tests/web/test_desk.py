@@ -59,7 +59,7 @@ def test_a_case_from_the_no_agent_path_is_answered_by_email_and_closed(
     console = Console.signed_in(new_context(), agent)
     console.page.get_by_role("button", name=re.compile("^Cases")).click()
     entry = console.page.locator("#cases .q-item", has_text=f"Case {reference}")
-    expect(entry).to_contain_text("Human handoff")  # the reason: the shopper's request
+    expect(entry).to_contain_text("Shopper asked")  # the reason
     expect(entry).to_contain_text("“I want to talk to a person please”")
     expect(entry).to_contain_text(f"email {codes.mask_email(email)}")
     expect(entry).to_contain_text(re.compile(r"open \d+ (s|min)"))
@@ -92,7 +92,7 @@ def test_a_case_from_the_no_agent_path_is_answered_by_email_and_closed(
     assert sent.subject == f"Your gift card support case {reference}"
     assert "a new one is on its way." in sent.body and f"Case {reference}" in sent.body
 
-    console.page.get_by_label("Case resolution").fill("New card sent by post")
+    console.page.get_by_label("How it was resolved").fill("New card sent by post")
     console.page.get_by_role("button", name="Close the case").click()
     expect(console.page.locator("#case-notice")).to_have_text("Case closed.")
     expect(entry).to_have_count(0)
@@ -198,6 +198,26 @@ def test_an_agent_who_signs_out_hands_their_chats_back_to_the_queue(
     zoes.reply_box.fill("Hi, Zoe here, I have your notes.")
     zoes.reply_box.press("Enter")
     expect(page.locator(".gb-from-agent").last).to_contain_text("Zoe here")
+
+    # Zoe cannot finish it in the chat: she hands back with a case, answered by email.
+    zoes.page.get_by_label("What is left to do").fill(
+        "Refund needs finance; card 1712345678901234567"
+    )
+    zoes.page.get_by_role("button", name="Hand back with a case").click()
+    expect(zoes.page.locator("#notice")).to_have_text(
+        re.compile(r"^Handed back; case GC-[A-Z0-9]{8} will be answered by email\.$")
+    )
+    expect(chat.bot_messages.last).to_contain_text("what email address should we reply to?")
+    case = wallet.latest_case_of(conversation_id)
+    assert case is not None and (case.kind, case.status) == ("chat_unresolved", "open")
+    assert case.details["follow_up"] == "Refund needs finance; card ••••4567"
+    assert "We'll email you at" in chat.say("ria-refund@example.com")
+    case = wallet.get_case(case.reference)
+    assert case is not None and case.contact_email == "ria-refund@example.com"
+    zoes.page.get_by_role("button", name=re.compile("^Cases")).click()
+    expect(zoes.page.locator("#cases .q-item", has_text=f"Case {case.reference}")).to_contain_text(
+        "Chat unresolved"
+    )
     returned = [
         e
         for e in wallet.audit_log(300)

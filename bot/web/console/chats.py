@@ -32,6 +32,10 @@ HAND_BACK_MESSAGE = (
     "You're back with the gift card assistant. Ask me anything about your gift cards, "
     "or say you'd like a person again."
 )
+FOLLOW_UP_ASK_EMAIL = (
+    "You're back with the gift card assistant. Our team will finish this by email under case "
+    "{reference}: what email address should we reply to?"
+)
 
 
 @routes.get("/api/queue")
@@ -134,15 +138,25 @@ async def add_note(request: web.Request) -> web.StreamResponse:
 
 @routes.post(CONVERSATION + "/hand-back")
 async def hand_back(request: web.Request) -> web.StreamResponse:
+    """The assistant has the conversation again. With ``follow_up`` (what is left to do) the
+    chat ends unresolved: a case is opened for it, answered by email."""
     agent = agent_of(request)
-    handoff = await call(request, store(request).hand_back, _request_id(request), agent.username)
+    body = await json_body(request) if request.body_exists else {}
+    follow_up = text_field(body, "follow_up", MAX_MESSAGE_CHARS) if body.get("follow_up") else None
+    repository = store(request)
+    handoff = await call(request, repository.hand_back, _request_id(request), agent.username)
+    reference = None
+    if follow_up is not None:
+        reference = await call(
+            request, repository.follow_up_case, handoff.id, agent.username, follow_up
+        )
     left = agent_payload({"event": "agent_left", "agent": {"name": agent.display_name}})
     await tell_rasa(
         request,
         handoff,
         [{"event": "resume"}, left, {"event": "bot", "text": HAND_BACK_MESSAGE}],
     )
-    return web.json_response({"handoff": handoff_json(handoff)})
+    return web.json_response({"handoff": handoff_json(handoff), "case_reference": reference})
 
 
 @routes.post(CONVERSATION + "/replacement")

@@ -57,6 +57,11 @@ def agent_json(agent: AgentView) -> dict[str, Any]:
     }
 
 
+@routes.get("/api/me")
+async def me(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"agent": agent_json(agent_of(request))})
+
+
 @routes.post("/api/availability")
 async def availability(request: web.Request) -> web.StreamResponse:
     agent = agent_of(request)

@@ -104,7 +104,7 @@ def case_json(case: CaseView, *, full: bool = False) -> dict[str, Any]:
         "reference": case.reference,
         "kind": case.kind.replace("_", " "),
         "status": case.status,
-        "reason": _text_or(details.get("last_intent"), None) or case.kind.replace("_", " "),
+        "reason": case.kind.removeprefix("handoff_").replace("_", " "),
         "contact_email": codes.mask_email(case.contact_email) if case.contact_email else None,
         "created_at": case.created_at.isoformat(),
         "age_seconds": int(case.age().total_seconds()),
