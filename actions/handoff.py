@@ -192,7 +192,8 @@ class ActionSessionStart(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
-        # Rasa 3.6's default (carry_over_slots_to_new_session is false in domain.yml).
+        # What Rasa 3.6.21's own ActionSessionStart.run returns (rasa/core/actions/action.py)
+        # with carry_over_slots_to_new_session false, as in domain.yml; plus the case's state.
         events: list[dict[str, Any]] = [SessionStarted()]
         case = repository().latest_case_of(tracker.sender_id)
         if case is not None and case.status == "open":
