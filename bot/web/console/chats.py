@@ -145,17 +145,22 @@ async def hand_back(request: web.Request) -> web.StreamResponse:
     follow_up = text_field(body, "follow_up", MAX_MESSAGE_CHARS) if body.get("follow_up") else None
     repository = store(request)
     handoff = await call(request, repository.hand_back, _request_id(request), agent.username)
+    left = agent_payload({"event": "agent_left", "agent": {"name": agent.display_name}})
+    events = [{"event": "resume"}, left, {"event": "bot", "text": HAND_BACK_MESSAGE}]
     reference = None
     if follow_up is not None:
         reference = await call(
             request, repository.follow_up_case, handoff.id, agent.username, follow_up
         )
-    left = agent_payload({"event": "agent_left", "agent": {"name": agent.display_name}})
-    await tell_rasa(
-        request,
-        handoff,
-        [{"event": "resume"}, left, {"event": "bot", "text": HAND_BACK_MESSAGE}],
-    )
+        case = await asyncio.to_thread(repository.get_case, reference)
+        if case is not None and case.contact_email is None:
+            # The shopper's next message (an email address) goes to action_save_contact.
+            events[2:] = [
+                {"event": "slot", "name": "case_reference", "value": reference},
+                {"event": "slot", "name": "contact_requested", "value": True},
+                {"event": "bot", "text": FOLLOW_UP_ASK_EMAIL.format(reference=reference)},
+            ]
+    await tell_rasa(request, handoff, events)
     return web.json_response({"handoff": handoff_json(handoff), "case_reference": reference})
 
 
