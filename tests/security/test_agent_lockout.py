@@ -17,8 +17,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.settings import get_edge_settings, get_settings
 from bot.desk import agents
+from bot.settings import get_edge_settings, get_settings
 from bot.wallet.models import Agent, AgentSignInFailure
 from bot.wallet.repository import WalletRepository
 from bot.web.app import create_app
