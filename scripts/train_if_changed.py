@@ -1,8 +1,8 @@
 """Train the Rasa model only when its inputs changed (a content fingerprint, not mtimes).
 
-Inputs: config.yml, domain.yml, data/**/*.yml and the spaCy pipeline's own fingerprint. The
-spaCy pipeline is (re)built first when its code changed. Rasa's progress output goes to
-var/log/train.log.
+Inputs: config.yml, domain.yml, data/**/*.yml, the project's NLU components (bot/nlu/) and
+the spaCy pipeline's own fingerprint. The spaCy pipeline is (re)built first when its code
+changed. Rasa's progress output goes to var/log/train.log.
 """
 
 from __future__ import annotations
@@ -23,7 +23,19 @@ def fingerprint() -> str:
     from bot.nlu.card_entities import fingerprint as spacy_fingerprint
 
     digest = hashlib.sha256(spacy_fingerprint().encode())
-    inputs = [ROOT / "config.yml", ROOT / "domain.yml", *sorted((ROOT / "data").rglob("*.yml"))]
+    # The project's own NLU components are trained into the model too (bot/nlu/: the sentence
+    # encoder, its vocabulary, the classifier); card_entities has its own fingerprint above.
+    components = [
+        path
+        for path in sorted((ROOT / "bot" / "nlu").iterdir())
+        if path.suffix in (".py", ".txt") and path.name != "card_entities.py"
+    ]
+    inputs = [
+        ROOT / "config.yml",
+        ROOT / "domain.yml",
+        *sorted((ROOT / "data").rglob("*.yml")),
+        *components,
+    ]
     for path in inputs:
         digest.update(str(path.relative_to(ROOT)).encode())
         digest.update(path.read_bytes())
