@@ -211,9 +211,9 @@ def test_an_agent_who_signs_out_hands_their_chats_back_to_the_queue(
     case = wallet.latest_case_of(conversation_id)
     assert case is not None and (case.kind, case.status) == ("chat_unresolved", "open")
     assert case.details["follow_up"] == "Refund needs finance; card ••••4567"
-    assert "We'll email you at" in chat.say("ria-refund@example.com")
+    assert "We'll email you at" in chat.say("ria.lopez@example.com")
     case = wallet.get_case(case.reference)
-    assert case is not None and case.contact_email == "ria-refund@example.com"
+    assert case is not None and case.contact_email == "ria.lopez@example.com"
     zoes.page.get_by_role("button", name=re.compile("^Cases")).click()
     expect(zoes.page.locator("#cases .q-item", has_text=f"Case {case.reference}")).to_contain_text(
         "Chat unresolved"
