@@ -5,6 +5,7 @@ and the console trusts only what the action server recorded in the wallet store.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -149,3 +150,16 @@ def test_the_console_trusts_the_recorded_proof_not_the_handoff_context(
     )
     verified = wallet.handoff_verified_card(request_id)
     assert verified is not None and verified.id == card.id
+
+
+def test_rasa_reads_the_secret_header_from_the_project_endpoints(monkeypatch) -> None:
+    """The committed endpoints.yml, read as Rasa reads it: the header carries the secret
+    from the environment (Rasa expands ${...} only in unquoted YAML scalars)."""
+    from rasa.core.utils import read_endpoints_from_path
+
+    for name in re.findall(r"\$\{(\w+)\}", (ROOT / "deploy/endpoints.scaled.yml").read_text()):
+        monkeypatch.setenv(name, "amqp://x" if "BROKER_URL" in name else "value")
+    monkeypatch.setenv("GIFTBOT_ACTION_SERVER_SECRET", "from-the-environment")
+    for path in (ROOT / "endpoints.yml", ROOT / "deploy" / "endpoints.scaled.yml"):
+        endpoints = read_endpoints_from_path(str(path))
+        assert endpoints.action.headers == {SECRET_HEADER: "from-the-environment"}, path
