@@ -149,7 +149,8 @@ def test_no_claim_code_or_token_is_written_anywhere(
 
 
 # What Rasa 3.6.21, Sanic and Python do with user text, reproduced in a fresh interpreter that
-# reads logging.yml the way `rasa run --logging-config-file` does.
+# reads logging.yml the way `rasa run --logging-config-file` does. These lines leak on purpose
+# (a test code and a test token): the test asserts that nothing of them reaches the output.
 LOGGING_PROBE = """
 import json, logging, sys, warnings
 import yaml
