@@ -3,21 +3,30 @@
 The machine's PostgreSQL, Redis and RabbitMQ serve every test and engineer at once, so they are
 never stopped; a fault test points the servers at this proxy instead and cuts it. ``cut()`` is a
 real lost connection: every open connection is closed and new ones are refused (nothing listens
-on the port) until ``restore()``.
+on the port) until ``restore()``. ``delay`` says how long to hold back each chunk coming from
+the service (a slow network, or a busy server slow at one kind of message).
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
+from collections.abc import Callable
 from contextlib import suppress
 
 from tests.servers import free_port
 
 
 class TcpProxy:
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int,
+        delay: Callable[[bytes], float] = lambda chunk: 0.0,
+    ) -> None:
         self.target = (target_host, target_port)
+        self.delay = delay
         self.port = free_port()
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -71,12 +80,16 @@ class TcpProxy:
                     upstream.close()
                     return
                 self._connections.update((client, upstream))
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+            for source, sink, delay in ((client, upstream, None), (upstream, client, self.delay)):
+                threading.Thread(target=self._pump, args=(source, sink, delay), daemon=True).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pump(
+        self, source: socket.socket, sink: socket.socket, delay: Callable[[bytes], float] | None
+    ) -> None:
         try:
             while data := source.recv(65536):
+                if delay is not None:
+                    time.sleep(delay(data))
                 sink.sendall(data)
         except OSError:
             pass
