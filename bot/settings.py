@@ -231,7 +231,7 @@ def get_settings() -> Settings:
         tracker_db_url=os.environ.get("GIFTBOT_TRACKER_DB_URL")
         or "postgresql://postgres@127.0.0.1:5432/giftbot_tracker",
         lock_store_url=os.environ.get("GIFTBOT_LOCK_STORE_URL") or "redis://127.0.0.1:6379/1",
-        lock_lifetime_seconds=_int_env("GIFTBOT_LOCK_LIFETIME", 20),
+        lock_lifetime_seconds=_int_env("GIFTBOT_LOCK_LIFETIME", 10),
         broker_url=os.environ.get("GIFTBOT_BROKER_URL") or "amqp://guest:guest@127.0.0.1:5672/",
         broker_queue=os.environ.get("GIFTBOT_BROKER_QUEUE") or "giftbot_events",
         broker_exchange=os.environ.get("GIFTBOT_BROKER_EXCHANGE") or "giftbot-events",

@@ -38,7 +38,7 @@ from rasa.shared.core.events import (
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot.private_files import private_file
-from bot.rasa_ext import speedups
+from bot.rasa_ext import inbox, speedups
 from bot.settings import get_settings
 from bot.tokens import mask_tokens
 from bot.wallet import codes
@@ -46,6 +46,8 @@ from bot.wallet import codes
 # Every Rasa server of the project imports this module (endpoints.yml) before its first turn:
 # Rasa 3.6.21 made cheaper per turn, same behaviour (bot/rasa_ext/speedups.py says why here).
 speedups.apply()
+# ... and a message survives the server handling it (bot/rasa_ext/inbox.py says why).
+inbox.install()
 
 REDACTED = "[redacted]"
 SECRET_METADATA = ("customer_token",)

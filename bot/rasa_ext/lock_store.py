@@ -14,8 +14,11 @@ each tested in ``tests/rasa_ext/test_lock_store.py`` and ``tests/scale/``:
   while a turn may wait 300 s on one action call (Rasa's action timeout): a slow turn lost its
   lock and the next message ran beside it; raising the lifetime to cover that would leave a
   conversation stuck for minutes behind a server that died holding it. Here the server holding
-  (or waiting with) a ticket renews it every quarter of ``GIFTBOT_LOCK_LIFETIME`` (20 s), so a
-  live server keeps it as long as its turn takes, and a dead one's expires within 20 s.
+  (or waiting with) a ticket renews it every tenth of ``GIFTBOT_LOCK_LIFETIME`` (10 s), so a
+  live server keeps it as long as its turn takes (its event loop may stall for 9 s between two
+  renewals), and a dead one's expires within 10 s: the next message of a conversation whose
+  server was killed mid-turn waits at most that long (plus one ``POLL_SECONDS``) before it runs,
+  after the killed turn's message (bot/rasa_ext/inbox.py).
 - **Redis unreachable.** Rasa answered nothing (a ``LockError``) and the shopper's message was
   dropped. Here the turn goes ahead without the lock, with a warning: a conversation rarely
   sends two messages inside an outage, and a lost message is worse than that risk.
@@ -51,6 +54,9 @@ REDIS_TIMEOUT_SECONDS = 2.0
 """Redis calls block Rasa's event loop: an unreachable Redis may hold every turn this long."""
 POLL_SECONDS = 0.1
 """How often a waiting turn looks whether it is its turn (Rasa: every second)."""
+RENEWALS_PER_LIFETIME = 10
+"""A held ticket is renewed this many times per lifetime: one Redis transaction a second per
+turn at 10 s, and a renewal may come 9 s late without losing the lock."""
 
 
 class AtomicRedisLockStore(RedisLockStore):
@@ -160,7 +166,7 @@ class AtomicRedisLockStore(RedisLockStore):
 
     async def _keep_renewing(self, conversation_id: str, ticket: int) -> None:
         while True:
-            await asyncio.sleep(self.lifetime / 4)
+            await asyncio.sleep(self.lifetime / RENEWALS_PER_LIFETIME)
             with suppress(redis.RedisError):
                 if not self.renew(conversation_id, ticket, self.lifetime):
                     logger.warning("A conversation lock expired before its turn ended")

@@ -31,6 +31,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
+from bot.rasa_ext import inbox
 from bot.tracker_store import RedactingSQLTrackerStore
 
 logger = logging.getLogger(__name__)
@@ -109,11 +110,13 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def prepare(url: str) -> None:
-    """Create Rasa's ``events`` table and the project's indexes before any Rasa server starts,
+    """Create Rasa's ``events`` table, the project's indexes and the inbox table
+    (bot/rasa_ext/inbox.py) before any Rasa server starts,
     so that servers starting together do not race to create them."""
     engine = resilient_engine(url)
     try:
         SQLTrackerStore.Base.metadata.create_all(engine)
         upgrade(engine)
+        inbox.create_table(engine)
     finally:
         engine.dispose()
