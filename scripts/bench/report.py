@@ -330,6 +330,8 @@ def markdown(results: Results, notes: str = "") -> str:
     lines += ["", "| model | training | when | load average then |", "|---|---|---|---|"]
     for name, t in results.training.items():
         cached = " (cached: measured in an earlier run)" if t["cached"] else ""
+        if not t.get("measured", True):
+            cached += " (with Rasa's training cache: not a measurement)"
         lines.append(
             f"| {name} | {t['seconds']:.0f} s{cached} | {t['trained_at']} | {t['load_average']} |"
         )
