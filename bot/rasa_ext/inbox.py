@@ -278,7 +278,14 @@ def inbox_of(tracker_store: TrackerStore | None) -> Guarded | None:
         return None
     inbox: Guarded | None = getattr(store, "_giftbot_inbox", None)
     if inbox is None:
-        inbox = Guarded(Inbox(store.engine))
+        if time.monotonic() < getattr(store, "_giftbot_inbox_retry_at", 0.0):
+            return None
+        try:
+            inbox = Guarded(Inbox(store.engine))
+        except sa.exc.SQLAlchemyError as error:
+            logger.warning("Inbox unavailable (%s); turns go on without it", type(error).__name__)
+            store._giftbot_inbox_retry_at = time.monotonic() + PAUSE_AFTER_FAILURE_SECONDS
+            return None
         store._giftbot_inbox = inbox
     return inbox
 
