@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bot.private_files import private_dir
 
@@ -71,6 +72,11 @@ class Settings:
     web_port: int
     public_web_url: str
     """The web server as browsers reach it: the demo page's links. Never the Host header."""
+    widget_origins: tuple[str, ...]
+    """Origins of the pages the widget runs on (``GIFTBOT_WIDGET_ORIGINS``, separated by spaces
+    or commas; default: ``public_web_url``'s). Rasa answers their cross-origin requests with
+    credentials allowed (``--cors``; engine.io long-polling through the balancer needs its
+    sticky cookie), and no other origin's; ``*`` is refused."""
     rasa_url: str
     """The Rasa server as shoppers' browsers reach it: the widget's socket URL and the demo
     page's CSP. Never derived from the Host header, which any client can forge."""
@@ -131,6 +137,27 @@ def _url_env(name: str, default: str) -> str:
     if scheme not in ("http", "https") or not rest or any(c in rest for c in " \"'<>"):
         raise SystemExit(f"{name} must be an http:// or https:// URL, got {raw!r}")
     return raw
+
+
+def _origins_env(name: str, default_url: str) -> tuple[str, ...]:
+    """Web origins (``scheme://host[:port]``); anything else, ``*`` included, stops the program."""
+    raw = os.environ.get(name) or "{0.scheme}://{0.netloc}".format(urlsplit(default_url))
+    origins = []
+    for item in raw.replace(",", " ").split():
+        parts = urlsplit(item.rstrip("/"))
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or "*" in item
+            or parts.path
+            or parts.query
+            or parts.username
+        ):
+            raise SystemExit(f"{name} must list http(s) origins (no path, no *), got {item!r}")
+        origins.append(f"{parts.scheme}://{parts.netloc}")
+    if not origins:
+        raise SystemExit(f"{name} is set but lists no origin")
+    return tuple(origins)
 
 
 def _flag_env(name: str) -> bool:
@@ -211,6 +238,13 @@ def get_settings() -> Settings:
         web_port=_port_env("GIFTBOT_WEB_PORT", 8080),
         public_web_url=_url_env(
             "GIFTBOT_PUBLIC_WEB_URL", f"http://localhost:{_port_env('GIFTBOT_WEB_PORT', 8080)}"
+        ),
+        widget_origins=_origins_env(
+            "GIFTBOT_WIDGET_ORIGINS",
+            _url_env(
+                "GIFTBOT_PUBLIC_WEB_URL",
+                f"http://localhost:{_port_env('GIFTBOT_WEB_PORT', 8080)}",
+            ),
         ),
         rasa_url=_url_env(
             "GIFTBOT_RASA_URL", f"http://localhost:{_port_env('GIFTBOT_RASA_PORT', 5005)}"

@@ -57,10 +57,13 @@ echo "  Starting Rasa (about 30 seconds)..."
 # Rasa's HTTP API (the agent console's way in) is enabled only with the generated key: callers
 # send a short-lived token signed with it in the Authorization header (bot/web/rasa_api.py).
 # Rasa listens on GIFTBOT_RASA_HOST (loopback by default) and lets the demo page's origin in.
-read -r api_token rasa_host public_web_url < <("$BIN/python" -c 'from bot.settings import get_settings
-s = get_settings(); print(s.rasa_api_token, s.rasa_host, s.public_web_url)')
+# GIFTBOT_WIDGET_ORIGINS: the pages the widget runs on (default: the web app's), allowed
+# credentials (engine.io long-polling's sticky cookie behind a balancer); no other origin.
+read -r api_token rasa_host widget_origins < <("$BIN/python" -c 'from bot.settings import get_settings
+s = get_settings(); print(s.rasa_api_token, s.rasa_host, *s.widget_origins)')
+read -r -a widget_origins <<< "$widget_origins"
 "$BIN/rasa" run --model models/giftbot.tar.gz --port "${GIFTBOT_RASA_PORT:-5005}" \
   --interface "$rasa_host" \
-  --credentials var/credentials.yml --endpoints endpoints.yml --cors "$public_web_url" \
+  --credentials var/credentials.yml --endpoints endpoints.yml --cors "${widget_origins[@]}" \
   --enable-api --jwt-secret "$api_token" --jwt-method HS256 --logging-config-file logging.yml \
   2>&1 | tee var/log/rasa.log | grep --line-buffered -E "Rasa server is up|ERROR|Error" || true

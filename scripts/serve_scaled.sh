@@ -26,8 +26,11 @@ PYTHONWARNINGS=ignore "$BIN/python" -m bot.scaled databases
 rasa_port=${GIFTBOT_RASA_PORT:-5005}
 actions_port=${GIFTBOT_ACTIONS_PORT:-5055}
 web_port=${GIFTBOT_WEB_PORT:-8080}
-read -r api_token rasa_host public_web_url < <("$BIN/python" -c 'from bot.settings import get_settings
-s = get_settings(); print(s.rasa_api_token, s.rasa_host, s.public_web_url)')
+# GIFTBOT_WIDGET_ORIGINS: the pages the widget runs on (default: the web app's), allowed
+# credentials (engine.io long-polling's sticky cookie behind a balancer); no other origin.
+read -r api_token rasa_host widget_origins < <("$BIN/python" -c 'from bot.settings import get_settings
+s = get_settings(); print(s.rasa_api_token, s.rasa_host, *s.widget_origins)')
+read -r -a widget_origins <<< "$widget_origins"
 
 pids=()
 any_alive() {
@@ -66,7 +69,7 @@ for i in $(seq 1 "$GIFTBOT_RASA_INSTANCES"); do
   # each server listens on loopback, HAProxy on GIFTBOT_RASA_HOST (loopback by default).
   "$BIN/rasa" run --model models/giftbot.tar.gz --port "$port" --interface 127.0.0.1 \
     --credentials var/credentials.yml --endpoints deploy/endpoints.scaled.yml \
-    --cors "$public_web_url" --enable-api --jwt-secret "$api_token" --jwt-method HS256 \
+    --cors "${widget_origins[@]}" --enable-api --jwt-secret "$api_token" --jwt-method HS256 \
     --logging-config-file logging.yml > "$LOGS/rasa-$i.log" 2>&1 &
   pids+=($!)
 done

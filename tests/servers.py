@@ -292,7 +292,12 @@ class Topology:
             topology.commands[f"actions-{number}"] = actions_command(port)
         for number, port in enumerate(rasa_ports, start=1):
             topology.commands[f"rasa-{number}"] = rasa_command(
-                port, credentials, ENDPOINTS, topology.api_token
+                port,
+                credentials,
+                ENDPOINTS,
+                topology.api_token,
+                # As make run-scaled: the widget's pages may call with credentials.
+                ["--cors", *get_settings().widget_origins],
             )
         topology.commands["haproxy"] = [haproxy, "-db", "-f", str(config)]
         try:

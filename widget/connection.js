@@ -33,9 +33,13 @@ export class Connection {
     this.sessionSecret = sessionSecret;
     this.socket = io(this.options.url, {
       path: this.options.path,
-      // Websocket first: it needs no CORS set-up on the Rasa server; polling is the fallback.
+      // Websocket first; long-polling is the fallback. Behind a balancer each poll must reach
+      // the server that opened the session, which its sticky cookie says: a page on another
+      // origin than Rasa's sends that cookie only with credentials, and Rasa allows them for
+      // the origins in GIFTBOT_WIDGET_ORIGINS alone (bot/settings.py).
       transports: ["websocket", "polling"],
       tryAllTransports: true,
+      withCredentials: true,
       reconnectionDelay: 1000,
       reconnectionDelayMax: 5000,
     });

@@ -267,7 +267,10 @@ class GiftbotChat {
     if (!item) return;
     this.setInflight(item.id);
     this.setTyping(true);
-    const metadata = this.token ? { customer_token: this.token } : null;
+    // The message's own id: a message sent again after a reconnect is the same message, and
+    // Rasa does not run it twice (bot/rasa_ext/inbox.py).
+    const metadata = { message_id: item.id };
+    if (this.token) metadata.customer_token = this.token;
     this.connection.send(item.text, metadata, () => {
       if (this.inflight !== item.id) return;
       this.setInflight(null);

@@ -1,6 +1,7 @@
 """Conversations across two Rasa servers behind HAProxy: a form whose turns alternate between
 the servers, agent messages to a shopper on the other server, engine.io long-polling through
-the balancer, and one conversation's messages sent to both servers at once."""
+the balancer (from Rasa's origin and from the web app's), and one conversation's messages sent
+to both servers at once."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import requests
 import socketio
 
 from bot.channels.socketio import session_sender
-from bot.settings import get_edge_settings
+from bot.settings import get_edge_settings, get_settings
 from bot.wallet.demo import CARDS
 from bot.web.rasa_api import agent_payload
 from tests.scale.conftest import Scaled
@@ -129,6 +130,68 @@ def test_a_polling_only_shopper_through_the_balancer_keeps_its_session(scaled: S
     # The same client without cookies, for contrast: the test can tell stickiness is missing.
     with pytest.raises((socketio.exceptions.ConnectionError, asyncio.TimeoutError)):
         asyncio.run(conversation(cookies=False))
+
+
+def test_a_polling_only_widget_on_the_web_apps_origin_keeps_its_session(scaled: Scaled) -> None:
+    """The widget's page on the web app's origin (:8080), Rasa behind the balancer on another
+    (:5005): a browser sends the balancer's sticky cookie with a cross-origin poll only with
+    credentials (``withCredentials``, widget/connection.js), and hands the page the answer only
+    when it allows credentials for the page's origin. Here every polling answer of a whole
+    conversation does, for the widget's origins (GIFTBOT_WIDGET_ORIGINS) and for no other."""
+    origin = get_settings().widget_origins[0]
+    allow = ("Access-Control-Allow-Origin", "Access-Control-Allow-Credentials")
+
+    def cors(asked: str) -> tuple[str | None, ...]:
+        answer = requests.get(
+            f"{scaled.topology.rasa_url}/socket.io/?EIO=4&transport=polling",
+            headers={"Origin": asked},
+            timeout=30,
+        )
+        answer.raise_for_status()
+        return tuple(answer.headers.get(name) for name in allow)
+
+    assert cors(origin) == (origin, "true")
+    assert cors("http://elsewhere.example") == (None, None)  # a browser refuses the page
+
+    async def conversation() -> tuple[list[Any], list[tuple[str | None, ...]]]:
+        seen: list[tuple[str | None, ...]] = []
+
+        async def answered(_: Any, __: Any, params: aiohttp.TraceRequestEndParams) -> None:
+            seen.append(tuple(params.response.headers.get(name) for name in allow))
+
+        trace = aiohttp.TraceConfig()
+        trace.on_request_end.append(answered)
+        # A browser's cookie jar, and its Origin header on every request of the page.
+        session = aiohttp.ClientSession(
+            cookie_jar=aiohttp.CookieJar(unsafe=True), trace_configs=[trace]
+        )
+        client = socketio.AsyncClient(http_session=session, reconnection=False)
+        received: asyncio.Queue[Any] = asyncio.Queue()
+        confirmed = asyncio.Event()
+        client.on("bot_uttered", received.put_nowait)
+        client.on("session_confirm", lambda _: confirmed.set())
+        replies = []
+        try:
+            await client.connect(
+                scaled.topology.rasa_url,
+                headers={"Origin": origin},
+                transports=["polling"],
+                socketio_path="socket.io",
+            )
+            secret = f"scale-cross-origin-{threading.get_ident()}"
+            await client.emit("session_request", {"session_secret": secret})
+            await asyncio.wait_for(confirmed.wait(), 30)
+            for message in ("hi", "how much money is on my gift card?", "stop"):
+                await client.emit("user_uttered", {"message": message})
+                replies.append(await asyncio.wait_for(received.get(), 30))
+        finally:
+            await client.disconnect()
+            await session.close()
+        return replies, seen
+
+    replies, seen = asyncio.run(conversation())
+    assert len(replies) == 3  # no "Session ID unknown": every poll reached the same server
+    assert len(seen) > 3 and set(seen) == {(origin, "true")}
 
 
 def test_messages_of_one_conversation_sent_to_both_servers_at_once_run_one_after_the_other(
