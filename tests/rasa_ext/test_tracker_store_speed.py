@@ -1,0 +1,306 @@
+"""The redacting tracker store reads and saves with less work than Rasa 3.6.21's SQLTrackerStore
+(bot/tracker_store.py) and stores, publishes and returns the same: the store and the same store
+on Rasa's own code path (``AsInRasa``) are given the same turns, side by side, and compared.
+
+The turns are those of the bench's 40-turn conversation as the assistant stored them
+(``data/bench_conversation.json``, written by ``scripts/bench/record.py``) and a few made here
+for the cases that conversation does not reach: a second session, an event timestamped before
+its session began, a failed save tried again, two Rasa servers taking turns on one conversation.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from rasa.core.brokers.broker import EventBroker
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import (
+    ActionExecuted,
+    ActiveLoop,
+    BotUttered,
+    Event,
+    SessionStarted,
+    SlotSet,
+    UserUttered,
+)
+from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
+
+from bot.settings import get_settings
+from bot.tracker_store import SEALED_SLOTS, RedactingSQLTrackerStore
+from bot.wallet import codes
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORDED = Path(__file__).resolve().parent / "data" / "bench_conversation.json"
+DOMAIN = Domain.load(str(ROOT / "domain.yml"))
+
+
+class AsInRasa(RedactingSQLTrackerStore):
+    """The store on Rasa 3.6.21's path: its ``save`` (stream the new events, count the stored
+    ones, store the rest) and ``_retrieve``, with the project's redaction as before."""
+
+    save = SQLTrackerStore.save  # type: ignore[assignment]
+    _retrieve = SQLTrackerStore._retrieve  # type: ignore[assignment]
+
+
+class RecordingBroker(EventBroker):
+    """Rasa's broker interface, keeping what is published (RabbitMQ: tests/rasa_ext/test_broker.py);
+    ``fail_next`` makes the next publish raise, as a broker that lost its connection may."""
+
+    def __init__(self) -> None:
+        self.published: list[dict[str, Any]] = []
+        self.fail_next = False
+
+    def publish(self, event: dict[str, Any]) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionError("broker gone")
+        self.published.append(copy.deepcopy(event))
+
+
+def _store(cls: type[RedactingSQLTrackerStore], db: Path) -> tuple[Any, RecordingBroker]:
+    broker = RecordingBroker()
+    return cls(DOMAIN, dialect="sqlite", db=str(db), event_broker=broker), broker
+
+
+def _opened(data: dict[str, Any]) -> dict[str, Any]:
+    """An event as stored, with sealed slots opened: sealing is randomised (Fernet), the value
+    sealed is what must match."""
+    if data.get("event") == "slot" and data.get("name") in SEALED_SLOTS:
+        value = data.get("value")
+        if isinstance(value, str):
+            data = {**data, "value": codes.unseal_claim_code(value, get_settings().sealing_key)}
+    return data
+
+
+def _rows(store: RedactingSQLTrackerStore) -> list[tuple[Any, ...]]:
+    with store.engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                "SELECT sender_id, type_name, timestamp, intent_name, action_name, data "
+                "FROM events ORDER BY id"
+            )
+        ).all()
+    return [(*row[:5], _opened(json.loads(row[5]))) for row in rows]
+
+
+def _state(tracker: DialogueStateTracker | None) -> Any:
+    if tracker is None:
+        return None
+    state = tracker.current_state(EventVerbosity.ALL)
+    state["events"] = [_opened(event) for event in state["events"]]
+    state["slots"] = {
+        name: _opened({"event": "slot", "name": name, "value": value})["value"]
+        for name, value in state["slots"].items()
+    }
+    return state
+
+
+async def _converse(
+    store: RedactingSQLTrackerStore, sender: str, turns: Sequence[Sequence[Event]]
+) -> list[Any]:
+    """Each turn as Rasa's processor runs it: load (or create) the tracker, add the turn's
+    events, save; what each turn loaded."""
+    loaded = []
+    for events in turns:
+        tracker = await store.get_or_create_tracker(sender, append_action_listen=False)
+        loaded.append(_state(tracker))
+        for event in events:
+            tracker.update(copy.deepcopy(event), DOMAIN)
+        await store.save(tracker)
+    loaded.append(_state(await store.retrieve(sender)))
+    loaded.append(_state(await store.retrieve_full_tracker(sender)))
+    return loaded
+
+
+def _recorded_turns() -> list[list[Event]]:
+    return [
+        [Event.from_parameters(data) for data in turn] for turn in json.loads(RECORDED.read_text())
+    ]
+
+
+def _made_turns() -> list[list[Event]]:
+    """A claim code asked for and answered across two turns, then a second session; made
+    with timestamps a second apart."""
+    start = time.time() - 3600
+    turns: list[list[Event]] = [
+        [
+            ActionExecuted("action_session_start"),
+            SessionStarted(),
+            ActionExecuted("action_listen"),
+            UserUttered("hi", {"name": "greet", "confidence": 1.0}),
+            ActionExecuted("utter_greet"),
+            BotUttered("Hi! I'm the gift card assistant."),
+            ActionExecuted("action_listen"),
+        ],
+        [
+            UserUttered("my claim code doesn't work", {"name": "claim_code_not_working"}),
+            ActionExecuted("claim_code_form"),
+            ActiveLoop("claim_code_form"),
+            SlotSet("requested_slot", "claim_code"),
+            BotUttered("What is the claim code?"),
+            ActionExecuted("action_listen"),
+        ],
+        [
+            UserUttered("fvxm 5454ug e7m", {"name": "inform", "confidence": 0.4}),
+            SlotSet("claim_code", "fvxm 5454ug e7m"),
+            ActionExecuted("claim_code_form"),
+            ActiveLoop(None),
+            SlotSet("requested_slot", None),
+            ActionExecuted("action_listen"),
+        ],
+        [
+            ActionExecuted("action_session_start"),
+            SessionStarted(),
+            SlotSet("claim_code", "fvxm 5454ug e7m"),
+            ActionExecuted("action_listen"),
+            UserUttered("hello again", {"name": "greet", "confidence": 1.0}),
+            ActionExecuted("utter_greet"),
+            ActionExecuted("action_listen"),
+        ],
+        [
+            UserUttered("thanks", {"name": "thank", "confidence": 1.0}),
+            ActionExecuted("utter_welcome"),
+            ActionExecuted("action_listen"),
+        ],
+    ]
+    for number, event in enumerate(e for turn in turns for e in turn):
+        event.timestamp = start + number
+    return turns
+
+
+TURNS: dict[str, Callable[[], list[list[Event]]]] = {
+    "the bench conversation": _recorded_turns,
+    "a secret answer, then a second session": _made_turns,
+}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("turns", TURNS.values(), ids=TURNS.keys())
+async def test_a_conversation_is_stored_published_and_loaded_as_rasa_does(
+    tmp_path: Path, turns: Callable[[], list[list[Event]]]
+) -> None:
+    fast, fast_broker = _store(RedactingSQLTrackerStore, tmp_path / "fast.db")
+    rasa, rasa_broker = _store(AsInRasa, tmp_path / "rasa.db")
+    conversation = turns()
+    assert len(conversation) >= 5
+    fast_loaded = await _converse(fast, "shopper", conversation)
+    rasa_loaded = await _converse(rasa, "shopper", conversation)
+    assert _rows(fast) == _rows(rasa)
+    assert len(_rows(fast)) == sum(len(turn) for turn in conversation)
+    assert [_opened(e) for e in fast_broker.published] == [
+        _opened(e) for e in rasa_broker.published
+    ]
+    assert fast_loaded == rasa_loaded
+
+
+@pytest.mark.anyio
+async def test_a_loaded_conversation_is_saved_without_counting_it_again(tmp_path: Path) -> None:
+    """What makes the save cheaper: no count of the stored events when the store loaded the
+    tracker (the turn's events are checked by the test above)."""
+    store, _ = _store(RedactingSQLTrackerStore, tmp_path / "t.db")
+    first, second = _made_turns()[:2]
+    await _converse(store, "ann", [first])
+    statements: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    tracker = await store.retrieve("ann")
+    assert tracker is not None
+    for event in second:
+        tracker.update(event, DOMAIN)
+    await store.save(tracker)
+    counts = [s for s in statements if "count(" in s.lower()]
+    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT")]
+    assert counts == [] and len(inserts) == len(second)
+
+
+@pytest.mark.anyio
+async def test_a_tracker_saved_twice_without_loading_stores_each_event_once(
+    tmp_path: Path,
+) -> None:
+    """As the security tests save: a tracker the store never loaded, saved, grown, saved."""
+    first, second = _made_turns()[:2]
+    results = []
+    for cls in (RedactingSQLTrackerStore, AsInRasa):
+        store, broker = _store(cls, tmp_path / f"{cls.__name__}.db")
+        tracker = DialogueStateTracker.from_events("bob", copy.deepcopy(first), DOMAIN.slots)
+        await store.save(tracker)
+        for event in copy.deepcopy(second):
+            tracker.update(event, DOMAIN)
+        await store.save(tracker)
+        await store.save(tracker)  # nothing new
+        results.append((_rows(store), [_opened(e) for e in broker.published]))
+    assert results[0] == results[1]
+    # Rasa counts the session from its SessionStarted, which comes after the tracker's first
+    # event (action_session_start): the second save stores the first turn's last event again.
+    assert len(results[0][0]) == len(first) + len(second) + 1
+
+
+@pytest.mark.anyio
+async def test_a_failed_save_tried_again_stores_each_event_once(tmp_path: Path) -> None:
+    """The scaled store tries a failed save again; the count is then made afresh, as Rasa's."""
+    first, second = _made_turns()[:2]
+    results = []
+    for cls in (RedactingSQLTrackerStore, AsInRasa):
+        store, broker = _store(cls, tmp_path / f"{cls.__name__}.db")
+        await _converse(store, "cy", [first])
+        tracker = await store.retrieve("cy")
+        for event in copy.deepcopy(second):
+            tracker.update(event, DOMAIN)
+        broker.fail_next = True
+        with pytest.raises(ConnectionError):
+            await store.save(tracker)
+        await store.save(tracker)
+        results.append((_rows(store), [_opened(e) for e in broker.published]))
+    assert results[0] == results[1]
+    assert len(results[0][0]) == len(first) + len(second)
+
+
+@pytest.mark.anyio
+async def test_two_servers_taking_turns_store_what_one_server_stores(tmp_path: Path) -> None:
+    """The scaled topology: a conversation's turns go to either Rasa server (one at a time, under
+    the conversation's lock); each server's store loads what the other stored."""
+    conversation = _recorded_turns()
+    one, _ = _store(AsInRasa, tmp_path / "one.db")
+    await _converse(one, "dee", conversation)
+    first, _ = _store(RedactingSQLTrackerStore, tmp_path / "shared.db")
+    other, _ = _store(RedactingSQLTrackerStore, tmp_path / "shared.db")
+    kept = []  # the trackers stay alive, as a server's may between turns
+    for number, events in enumerate(conversation):
+        store = (first, other)[number % 2]
+        tracker = await store.get_or_create_tracker("dee", append_action_listen=False)
+        for event in events:
+            tracker.update(copy.deepcopy(event), DOMAIN)
+        await store.save(tracker)
+        kept.append(tracker)
+    assert _rows(first) == _rows(one)
+
+
+@pytest.mark.anyio
+async def test_events_timestamped_before_their_session_are_counted_as_rasa_counts(
+    tmp_path: Path,
+) -> None:
+    """Rasa counts a session's events by timestamp: an event older than the session's start is
+    stored but not counted, so Rasa stores the tracker's last event again on the next save.
+    The store does what Rasa does."""
+    first = _made_turns()[0]
+    now = time.time()
+    results = []
+    for cls in (RedactingSQLTrackerStore, AsInRasa):
+        store, _ = _store(cls, tmp_path / f"{cls.__name__}.db")
+        await _converse(store, "eve", [first])
+        tracker = await store.retrieve("eve")
+        late = UserUttered("hello", {"name": "greet"}, timestamp=first[0].timestamp - 60)
+        tracker.update(late, DOMAIN)
+        await store.save(tracker)
+        tracker.update(ActionExecuted("utter_greet", timestamp=now), DOMAIN)
+        await store.save(tracker)
+        results.append(_rows(store))
+    assert results[0] == results[1]
+    assert len(results[0]) == len(first) + 3  # Rasa stored the early message twice
