@@ -16,13 +16,19 @@ training stay as they are. Nothing else in the project patches Rasa while it run
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import copy
+from collections.abc import Callable, Hashable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from jsonschema import validators
 from jsonschema.exceptions import best_match
 from rasa.core.actions.action import RemoteAction
+from rasa.core.processor import MessageProcessor
+from rasa.shared.core.domain import Domain, State
 from rasa.shared.core.events import Event
+from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.utils.common import all_subclasses
 
 ORIGINALS: dict[str, Any] = {}
@@ -76,9 +82,124 @@ def cache_event_type_resolution() -> None:
     Event.resolve_by_type = staticmethod(resolve_by_type)
 
 
+_prediction: ContextVar[dict[Hashable, Any] | None] = ContextVar(
+    "giftbot_prediction_memo", default=None
+)
+
+
+@contextlib.contextmanager
+def one_prediction() -> Iterator[None]:
+    """The scope in which ``share_past_states_within_a_prediction`` remembers: one run of the
+    policies on one tracker that nothing changes meanwhile."""
+    token = _prediction.set({})
+    try:
+        yield
+    finally:
+        _prediction.reset(token)
+
+
+def share_past_states_within_a_prediction() -> None:
+    """To predict the next action, Rasa 3.6.21 runs every policy on the same tracker
+    (``MessageProcessor._predict_next_with_tracker``, rasa/core/processor.py line 1097), and
+    each policy turns the whole conversation into its past states again
+    (``Domain.states_for_tracker_history``, rasa/shared/core/domain.py line 1333, through
+    ``DialogueStateTracker.past_states``): the memoization policy and TED with the same
+    arguments, the rule policy once or twice with others; each of those calls also works out
+    the tracker's applied events (``DialogueStateTracker.applied_events``, trackers.py line
+    478). Each pass replays every event of the conversation, so this is a cost that grows with
+    it (a 40-turn conversation: about 250 events, 7-8 passes a turn).
+
+    Here, during one prediction (and only then), a result is computed once per tracker, event
+    list and arguments, and each caller is given its own deep copy of it: the same states, with
+    the same shared sub-states (a policy changes the last one in place), as a fresh call
+    would make. Nothing changes the tracker while the policies run, and the memo ends with the
+    prediction."""
+    original_states = Domain.states_for_tracker_history
+    original_applied = DialogueStateTracker.applied_events
+    original_predict = MessageProcessor._predict_next_with_tracker
+    ORIGINALS.setdefault(
+        "share_past_states_within_a_prediction",
+        (original_states, original_applied, original_predict),
+    )
+
+    def states_for_tracker_history(
+        self: Domain,
+        tracker: DialogueStateTracker,
+        omit_unset_slots: bool = False,
+        ignore_rule_only_turns: bool = False,
+        rule_only_data: dict[str, Any] | None = None,
+    ) -> list[State]:
+        memo = _prediction.get()
+        key = None
+        if memo is not None:
+            key = _states_key(
+                self, tracker, omit_unset_slots, ignore_rule_only_turns, rule_only_data
+            )
+        if memo is not None and key is not None and key in memo:
+            return copy.deepcopy(memo[key][1])
+        states = original_states(
+            self, tracker, omit_unset_slots, ignore_rule_only_turns, rule_only_data
+        )
+        if memo is not None and key is not None:
+            # The tracker and its events stay alive with the memo: no id in a key is reused.
+            memo[key] = ((tracker, list(tracker.events)), copy.deepcopy(states))
+        return states
+
+    def applied_events(self: DialogueStateTracker) -> list[Event]:
+        memo = _prediction.get()
+        if memo is None:
+            return original_applied(self)
+        key = ("applied_events", id(self), _event_ids(self))
+        if key not in memo:
+            memo[key] = ((self, list(self.events)), original_applied(self))
+        return list(memo[key][1])
+
+    def _predict_next_with_tracker(self: MessageProcessor, tracker: DialogueStateTracker) -> Any:
+        with one_prediction():
+            return original_predict(self, tracker)
+
+    Domain.states_for_tracker_history = states_for_tracker_history
+    DialogueStateTracker.applied_events = applied_events
+    MessageProcessor._predict_next_with_tracker = _predict_next_with_tracker
+
+
+def _event_ids(tracker: DialogueStateTracker) -> tuple[int, ...]:
+    """The tracker's events by identity (the memo keeps them alive: no id is reused)."""
+    return tuple(map(id, tracker.events))
+
+
+def _states_key(
+    domain: Domain,
+    tracker: DialogueStateTracker,
+    omit_unset_slots: bool,
+    ignore_rule_only_turns: bool,
+    rule_only_data: dict[str, Any] | None,
+) -> Hashable | None:
+    try:
+        rule_only = (
+            None
+            if rule_only_data is None
+            else tuple(sorted((k, tuple(v)) for k, v in rule_only_data.items()))
+        )
+        key = (
+            "states",
+            id(domain),
+            id(tracker),
+            _event_ids(tracker),
+            omit_unset_slots,
+            ignore_rule_only_turns,
+            rule_only,
+        )
+        hash(key)
+    except TypeError:  # rule-only data of a shape Rasa 3.6.21 does not make: not remembered
+        return None
+    return key
+
+
 SPEEDUPS: tuple[Callable[[], None], ...] = (
     cache_action_response_validator,
     cache_event_type_resolution,
+    share_past_states_within_a_prediction,
 )
 _applied = False
 

@@ -1,0 +1,217 @@
+"""``share_past_states_within_a_prediction`` (bot/rasa_ext/speedups.py) gives the policies what
+Rasa 3.6.21 gives them. On every tracker of the recorded bench conversation (the conversation as
+it stood before each action Rasa ran, ``data/bench_conversation.json``): the same past states,
+shared sub-states included, for each call the policies make; and, from the trained model, the
+same predictions of the memoization and rule policies and the same input to TED's network
+(its prediction is a function of that input) with the speed-up as with Rasa's own code.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from rasa.core.featurizers.tracker_featurizers import TrackerFeaturizer
+from rasa.core.policies.ted_policy import TEDPolicy
+from rasa.core.processor import MessageProcessor
+from rasa.engine.constants import PLACEHOLDER_TRACKER
+from rasa.engine.graph import ExecutionContext
+from rasa.engine.runner.dask import DaskGraphRunner
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.shared.core.constants import USER
+from rasa.shared.core.domain import Domain, State
+from rasa.shared.core.events import ActionExecuted, Event, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.training_data.features import Features
+
+import bot.tracker_store  # noqa: F401 - what Rasa imports: installs the speed-ups
+from bot.rasa_ext import speedups
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = ROOT / "models" / "giftbot.tar.gz"
+RECORDED = Path(__file__).resolve().parent / "data" / "bench_conversation.json"
+DOMAIN = Domain.load(str(ROOT / "domain.yml"))
+ORIGINAL_STATES, ORIGINAL_APPLIED, ORIGINAL_PREDICT = speedups.ORIGINALS[
+    "share_past_states_within_a_prediction"
+]
+# What the trained rule policy reports (its rule_only_data.json).
+RULE_ONLY = {
+    "rule_only_slots": ["handoff_offered", "contact_requested"],
+    "rule_only_loops": ["action_two_stage_fallback"],
+}
+# The calls one prediction makes, in the ensemble's order: (omit_unset_slots,
+# ignore_rule_only_turns) for the memoization policy, the rule policy (twice after a message:
+# by text, then by intent) and TED.
+CALLS = [(False, True), (False, False), (False, False), (False, True)]
+
+
+def _recorded_trackers(domain: Domain) -> list[DialogueStateTracker]:
+    """The conversation before each action of it (what the policies were asked about)."""
+    events = [Event.from_parameters(e) for turn in json.loads(RECORDED.read_text()) for e in turn]
+    tracker = DialogueStateTracker("recorded", domain.slots)
+    trackers = []
+    for event in events:
+        if isinstance(event, ActionExecuted) and tracker.events:
+            trackers.append(tracker.copy())
+        tracker.update(event, domain)
+    return trackers
+
+
+def _sharing(states: list[State]) -> list[list[tuple[str, int]]]:
+    """Which earlier state each sub-state object is shared with (Rasa reuses the previous
+    message's sub-state for the turns after it; a policy then edits the last one in place)."""
+    seen: dict[int, int] = {}
+    shape = []
+    for number, state in enumerate(states):
+        shape.append([(key, seen.setdefault(id(sub), number)) for key, sub in state.items()])
+    return shape
+
+
+def test_each_call_in_a_prediction_gets_the_states_rasa_computes() -> None:
+    trackers = _recorded_trackers(DOMAIN)
+    assert len(trackers) > 80  # 40 turns
+    for tracker in trackers:
+        with speedups.one_prediction():
+            for omit, ignore in CALLS:
+                got = DOMAIN.states_for_tracker_history(tracker, omit, ignore, RULE_ONLY)
+                expected = ORIGINAL_STATES(DOMAIN, tracker, omit, ignore, RULE_ONLY)
+                assert got == expected
+                assert _sharing(got) == _sharing(expected)
+                # What a policy does to its states (the last message's text or intent is
+                # dropped in place) does not reach the next policy's.
+                if got and USER in got[-1]:
+                    got[-1][USER].clear()
+            assert tracker.applied_events() == ORIGINAL_APPLIED(tracker)
+
+
+def test_within_one_prediction_the_states_are_computed_once() -> None:
+    """What saves the time: the second call is answered from the first. (It may be, because
+    nothing changes a tracker while the policies predict; an event changed in place here, as
+    no policy does, shows the answer came from the memo.)"""
+    tracker = _recorded_trackers(DOMAIN)[-1]
+    with speedups.one_prediction():
+        first = DOMAIN.states_for_tracker_history(tracker, False, False, RULE_ONLY)
+        latest = next(e for e in reversed(tracker.events) if isinstance(e, UserUttered))
+        latest.intent = {"name": "changed_in_place", "confidence": 1.0}
+        assert DOMAIN.states_for_tracker_history(tracker, False, False, RULE_ONLY) == first
+    # Outside a prediction nothing is remembered.
+    assert DOMAIN.states_for_tracker_history(tracker, False, False, RULE_ONLY) != first
+
+
+class RecordingRunner(DaskGraphRunner):
+    """Rasa's graph runner, noting whether each run was inside a prediction's memo."""
+
+    within: list[bool] = []
+
+    def run(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        self.within.append(speedups._prediction.get() is not None)
+        return super().run(*args, **kwargs)
+
+
+@dataclass
+class Trained:
+    """The trained model's conversation part: the memoization and rule policies (run as
+    Rasa runs them, by its graph runner), and TED's featurisation of a tracker (what its
+    network is given; loading the network itself would take minutes on this machine)."""
+
+    runner: RecordingRunner
+    memo: str
+    rule: str
+    ted: TEDPolicy
+    domain: Domain
+
+
+@pytest.fixture(scope="module")
+def trained() -> Iterator[Trained]:
+    if not MODEL.exists():
+        raise RuntimeError(f"no trained model at {MODEL}: run `make test`, which trains it first")
+    with tempfile.TemporaryDirectory() as storage_path:
+        storage, metadata = LocalModelStorage.from_model_archive(Path(storage_path), MODEL)
+        schema = metadata.predict_schema
+        nodes = {node.uses.__name__: name for name, node in schema.nodes.items()}
+        memo, rule, ted = nodes["MemoizationPolicy"], nodes["RulePolicy"], nodes["TEDPolicy"]
+        policies = schema.minimal_graph_schema([memo, rule, "rule_only_data_provider"])
+        context = ExecutionContext(policies, metadata.model_id)
+        runner = RecordingRunner(policies, storage, context, hooks=[])
+        ted_node = schema.nodes[ted]
+        with storage.read_from(ted_node.resource) as path:
+            utilities = TEDPolicy._load_model_utilities(path)
+            featurizer = TrackerFeaturizer.load(path)
+        ted_policy = TEDPolicy(
+            {**TEDPolicy.get_default_config(), **ted_node.config},
+            storage,
+            ted_node.resource,
+            context,
+            featurizer=featurizer,
+            fake_features=utilities["fake_features"],
+            entity_tag_specs=utilities["entity_tag_specs"],
+        )
+        yield Trained(runner, memo, rule, ted_policy, metadata.domain)
+
+
+def _features(batch: list[list[dict[str, list[Features]]]]) -> list[Any]:
+    return [
+        [
+            {
+                attribute: [
+                    (f.type, f.attribute, f.origin, f.is_sparse(), f.features.tolist())
+                    if not f.is_sparse()
+                    else (f.type, f.attribute, f.origin, True, f.features.toarray().tolist())
+                    for f in features
+                ]
+                for attribute, features in turn.items()
+            }
+            for turn in example
+        ]
+        for example in batch
+    ]
+
+
+def _predict(trained: Trained, tracker: DialogueStateTracker) -> dict[str, Any]:
+    """The three policies on one tracker, in one prediction as the processor makes it."""
+    results = trained.runner.run(
+        inputs={PLACEHOLDER_TRACKER: copy.deepcopy(tracker)},
+        targets=[trained.memo, trained.rule, "rule_only_data_provider"],
+    )
+    ted_input = trained.ted._featurize_tracker(
+        copy.deepcopy(tracker), trained.domain, None, results["rule_only_data_provider"]
+    )
+    return {
+        "memoization": results[trained.memo],
+        "rule": results[trained.rule],
+        "ted input": _features(ted_input),
+    }
+
+
+def test_the_policies_predict_what_they_predict_with_rasas_code(trained: Trained) -> None:
+    trackers = _recorded_trackers(trained.domain)
+    decided = {"memoization": 0, "rule": 0}
+    for tracker in trackers:
+        with speedups.one_prediction():
+            with_speedup = _predict(trained, tracker)
+        as_rasa = _predict(trained, tracker)
+        assert with_speedup == as_rasa
+        for policy in decided:
+            decided[policy] += max(with_speedup[policy].probabilities) > 0.5
+    # Each policy recognised some of the conversation: the comparison is not of empty answers.
+    assert min(decided.values()) > 0
+
+
+def test_the_processor_runs_the_policies_within_one_prediction(trained: Trained) -> None:
+    """``MessageProcessor._predict_next_with_tracker`` (what Rasa calls before each action)."""
+    processor = object.__new__(MessageProcessor)  # its graph runner and model's target only
+    processor.graph_runner = trained.runner
+    processor.model_metadata = SimpleNamespace(core_target=trained.rule)
+    tracker = _recorded_trackers(trained.domain)[-1]
+    RecordingRunner.within.clear()
+    prediction = MessageProcessor._predict_next_with_tracker(processor, copy.deepcopy(tracker))
+    assert RecordingRunner.within == [True]
+    assert prediction == ORIGINAL_PREDICT(processor, copy.deepcopy(tracker))
+    assert RecordingRunner.within == [True, False]
