@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine, make_url
 from bot.settings import get_settings
 from bot.wallet import db
 from bot.wallet.repository import WalletRepository
+from tests.channels.platforms import Platforms
 from tests.servers import Servers
 
 PG_URL = os.environ.get("GIFTBOT_TEST_PG_URL") or "postgresql://postgres@127.0.0.1:5432/test"
@@ -187,10 +188,17 @@ def wallet() -> Iterator[WalletRepository]:
 
 
 @pytest.fixture(scope="session")
-def servers(wallet: WalletRepository) -> Iterator[Servers]:
-    """The real action server and Rasa server (REST, socket.io, HTTP API with a token), on the
-    session's store: shared by the conversation and browser tests."""
-    running = Servers.start(Path(get_settings().var_dir))
+def platforms() -> Platforms:
+    """The messaging platforms' stand-ins (down until tests/channels brings them up)."""
+    return Platforms()
+
+
+@pytest.fixture(scope="session")
+def servers(wallet: WalletRepository, platforms: Platforms) -> Iterator[Servers]:
+    """The real action server and Rasa server (REST, socket.io, HTTP API with a token, every
+    messaging channel), on the session's store: shared by the conversation, browser and channel
+    tests (one Rasa start fewer than a server of their own each)."""
+    running = Servers.start(Path(get_settings().var_dir), extra_env=platforms.env())
     yield running
     running.stop()
 

@@ -1,5 +1,5 @@
 """Rasa starts with every messaging channel configured while every platform is down: the
-package's server was started before any stand-in listened (tests/channels/conftest.py), where
+suite's servers were started before any stand-in listened (tests/conftest.py), where
 Rasa 3.6.21's own Telegram and Bot Framework connectors call their platform at start-up."""
 
 from __future__ import annotations
