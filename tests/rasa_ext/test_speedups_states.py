@@ -215,3 +215,15 @@ def test_the_processor_runs_the_policies_within_one_prediction(trained: Trained)
     assert RecordingRunner.within == [True]
     assert prediction == ORIGINAL_PREDICT(processor, copy.deepcopy(tracker))
     assert RecordingRunner.within == [True, False]
+
+
+def test_states_of_another_shape_are_deep_copied() -> None:
+    """``_copy_states`` copies what Rasa makes by hand and anything else with ``deepcopy``."""
+    shared = {"intent": "greet", "entities": ("email",)}
+    made = [{USER: shared}, {USER: shared, "slots": {"x": (1.0, 0.0)}}]
+    other = [{USER: {"intent": "greet", "entities": ["a list"]}}]
+    for states in (made, other):
+        copied = speedups._copy_states(states)
+        assert copied == states and _sharing(copied) == _sharing(states)
+        assert all(a[USER] is not b[USER] for a, b in zip(copied, states, strict=True))
+    assert other[0][USER]["entities"] is not speedups._copy_states(other)[0][USER]["entities"]
