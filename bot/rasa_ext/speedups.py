@@ -2,8 +2,9 @@
 
 Each speed-up is one function below that replaces one piece of Rasa 3.6.21 (named in its
 docstring) with code that returns the same results for the same inputs; each has a test in
-tests/rasa_ext/test_speedups.py that runs the original and the replacement on real inputs and
-compares, and a line in docs/performance.md (``make bench``) with its gain.
+tests/rasa_ext/test_speedups*.py that runs the original and the replacement on real inputs and
+compares, and a line in docs/performance.md (``make bench``, ``scripts/bench/speedups.py``)
+with its gain. (The tracker store's own savings are methods of bot/tracker_store.py.)
 
 ``apply()`` installs them all, once. It is called by ``bot/tracker_store.py`` when Rasa imports
 that module for ``endpoints.yml`` (``make run``, and ``make run-scaled`` through

@@ -18,8 +18,14 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("bot/nlu/sentence", "onnxruntime/"),
     ),
     ("TensorFlow: DIET, ResponseSelector and TED inference", ("tensorflow/", "run_inference")),
-    ("tracker store: loading a conversation", ("_retrieve (rasa/core/tracker_store.py",)),
-    ("tracker store: saving a conversation", ("save (rasa/core/tracker_store.py",)),
+    (
+        "tracker store: loading a conversation",
+        ("_retrieve (rasa/core/tracker_store.py", "_retrieve (bot/tracker_store.py"),
+    ),
+    (
+        "tracker store: saving a conversation",
+        ("save (rasa/core/tracker_store.py", "save (bot/tracker_store.py"),
+    ),
     ("spaCy: tokenising and the entity rules", ("spacy/", "bot/nlu/card_entities")),
     (
         "featurising the tracker's past states (policies)",
