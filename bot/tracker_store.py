@@ -119,7 +119,8 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Rasa 3.6.21's ``SQLTrackerStore.save``: stream the new events to the broker, then
-        store them; redacted, once for both.
+        store them; redacted, once for both, following the conversation's redaction context
+        from its latest event that sets it (not from its start), and stored in one statement.
 
         Rasa finds the new events by counting the stored events of the conversation's latest
         session (a query per save, and one more to stream them) and skipping as many of the
@@ -136,27 +137,33 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
             stored = known.events if known is not None else self._count_stored(session, tracker)
             new_events = list(itertools.islice(tracker.events, stored, len(tracker.events)))
             redactor = Redactor()
-            redactor.observe(itertools.islice(tracker.events, 0, stored))
+            stored_newest_first = itertools.islice(
+                reversed(tracker.events), max(len(tracker.events) - stored, 0), None
+            )
+            redactor.observe_latest(stored_newest_first)
             kept = [redactor.redact(event) for event in new_events]
             if self.event_broker is not None:
                 for event in kept:
                     self.event_broker.publish({"sender_id": tracker.sender_id, **event.as_dict()})
             else:
                 rasa_logger.debug("No event broker configured. Skipping streaming events.")
+            rows = []
             for event in kept:
                 data = event.as_dict()
-                session.add(
-                    self.SQLEvent(
-                        sender_id=tracker.sender_id,
-                        type_name=event.type_name,
-                        timestamp=data.get("timestamp"),
-                        intent_name=data.get("parse_data", {})
+                rows.append(
+                    {
+                        "sender_id": tracker.sender_id,
+                        "type_name": event.type_name,
+                        "timestamp": data.get("timestamp"),
+                        "intent_name": data.get("parse_data", {})
                         .get("intent", {})
                         .get(INTENT_NAME_KEY),
-                        action_name=data.get("name"),
-                        data=json.dumps(data),
-                    )
+                        "action_name": data.get("name"),
+                        "data": json.dumps(data),
+                    }
                 )
+            if rows:  # Rasa's rows, in one statement rather than an ORM object each
+                session.execute(self.SQLEvent.__table__.insert(), rows)
             session.commit()
         rasa_logger.debug(f"Tracker with sender_id '{tracker.sender_id}' stored to database")
         session_start = known.session_start if known is not None else None
@@ -249,13 +256,27 @@ class Redactor:
         self._follow(event)
         return redact(event, secret_answer=secret_answer)
 
+    def observe_latest(self, newest_first: Iterable[Event]) -> None:
+        """``observe`` of the same events given newest first, reading only back to the latest
+        one that sets the context: each such event sets it whatever came before."""
+        for event in newest_first:
+            if _sets_context(event):
+                self._follow(event)
+                return
+
     def _follow(self, event: Event) -> None:
-        if isinstance(event, SlotSet) and event.key == "requested_slot":
-            self.claim_code_asked = event.value == "claim_code"
-        elif (isinstance(event, ActiveLoop) and event.name is None) or isinstance(
-            event, Restarted | SessionStarted | UserUttered
-        ):
-            self.claim_code_asked = False
+        if _sets_context(event):
+            # Asked for the claim code, or (a new message, a session, a loop ended) not.
+            self.claim_code_asked = isinstance(event, SlotSet) and event.value == "claim_code"
+
+
+def _sets_context(event: Event) -> bool:
+    """Whether ``event`` sets the redaction context, whatever it was before."""
+    return (
+        (isinstance(event, SlotSet) and event.key == "requested_slot")
+        or (isinstance(event, ActiveLoop) and event.name is None)
+        or isinstance(event, Restarted | SessionStarted | UserUttered)
+    )
 
 
 def redact(event: Event, *, secret_answer: bool = False) -> Event:

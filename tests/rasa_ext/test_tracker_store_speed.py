@@ -34,7 +34,7 @@ from rasa.shared.core.events import (
 from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 
 from bot.settings import get_settings
-from bot.tracker_store import SEALED_SLOTS, RedactingSQLTrackerStore
+from bot.tracker_store import SEALED_SLOTS, RedactingSQLTrackerStore, Redactor
 from bot.wallet import codes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -204,20 +204,28 @@ async def test_a_conversation_is_stored_published_and_loaded_as_rasa_does(
 @pytest.mark.anyio
 async def test_a_loaded_conversation_is_saved_without_counting_it_again(tmp_path: Path) -> None:
     """What makes the save cheaper: no count of the stored events when the store loaded the
-    tracker (the turn's events are checked by the test above)."""
+    tracker, and the turn's events in one statement (their rows are checked by the test
+    above)."""
     store, _ = _store(RedactingSQLTrackerStore, tmp_path / "t.db")
     first, second = _made_turns()[:2]
     await _converse(store, "ann", [first])
-    statements: list[str] = []
-    sa.event.listen(store.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    statements: list[tuple[str, Any]] = []
+    sa.event.listen(
+        store.engine,
+        "before_cursor_execute",
+        lambda conn, cursor, statement, parameters, *rest: statements.append(
+            (statement, parameters)
+        ),
+    )
     tracker = await store.retrieve("ann")
     assert tracker is not None
     for event in second:
         tracker.update(event, DOMAIN)
     await store.save(tracker)
-    counts = [s for s in statements if "count(" in s.lower()]
-    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT")]
-    assert counts == [] and len(inserts) == len(second)
+    counts = [s for s, _ in statements if "count(" in s.lower()]
+    inserts = [p for s, p in statements if s.lstrip().upper().startswith("INSERT")]
+    assert counts == []
+    assert [len(rows) for rows in inserts] == [len(second)]  # one statement, a row per event
 
 
 @pytest.mark.anyio
@@ -304,3 +312,22 @@ async def test_events_timestamped_before_their_session_are_counted_as_rasa_count
         results.append(_rows(store))
     assert results[0] == results[1]
     assert len(results[0]) == len(first) + 3  # Rasa stored the early message twice
+
+
+def test_the_redaction_context_read_from_the_latest_event_is_the_one_followed_from_the_start() -> (
+    None
+):
+    """``save`` reads whether the claim code was just asked for from the stored events newest
+    first (``Redactor.observe_latest``), back to the latest one that decides it; it is what
+    following every event from the start (``Redactor.observe``) gives, after every event of the
+    recorded conversation and of the made one."""
+    for turns in (_recorded_turns(), _made_turns()):
+        events = [event for turn in turns for event in turn]
+        asked = []
+        for end in range(len(events) + 1):
+            forward, backward = Redactor(), Redactor()
+            forward.observe(events[:end])
+            backward.observe_latest(reversed(events[:end]))
+            assert backward.claim_code_asked == forward.claim_code_asked
+            asked.append(forward.claim_code_asked)
+        assert True in asked and False in asked
