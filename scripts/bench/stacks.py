@@ -8,7 +8,8 @@
   exchange of the bench's own, removed afterwards;
 - **plain**: the bot ``rasa init --no-prompt`` makes, as it comes (its credentials plus Rasa's
   socket.io channel, in-memory tracker store, no action server), trained once and cached in
-  ``var/bench/plain/`` with the time its training took.
+  ``var/bench/plain/`` with the time its training took (``make test``'s tiny run: the same bot
+  trained for one epoch, in ``var/bench/plain-1-epochs/``).
 
 Every server runs with the rate limits raised far above the load (the load generator is one
 client address) and Rasa's telemetry off (nothing here needs a network).
@@ -29,6 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import requests
 import yaml
@@ -71,7 +73,7 @@ class Training:
     load_average: str
     cached: bool
     measured: bool = True
-    """False: trained with Rasa's training cache, so the time is not a measurement."""
+    """False: the tiny run's plain bot, trained for fewer epochs: not a measurement."""
 
 
 def load_average() -> str:
@@ -100,19 +102,19 @@ def first_answer(rasa_url: str, started: float, limit: float = STARTUP_LIMIT_SEC
 # ------------------------------------------------------------------------------- training
 
 
-def _timed(command: list[str], cwd: Path, log: Path, measured: bool = True) -> float:
-    """Seconds ``command`` took. ``measured``: with an empty Rasa training cache
-    (RASA_CACHE_DIRECTORY), since Rasa otherwise reuses every component an earlier training of
-    the same data left in ~/.rasa/cache and times a cache hit; not measured (``make test``'s tiny
-    run, which only proves the bench works): with that cache, so a second run takes seconds."""
+def _timed(command: list[str], cwd: Path, log: Path) -> float:
+    """Seconds ``command`` took, with an empty Rasa training cache (RASA_CACHE_DIRECTORY): Rasa
+    otherwise reuses every component an earlier training of the same data left in its cache
+    (``.rasa/cache`` under the working directory), and times a cache hit."""
     log.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with log.open("w") as out, tempfile.TemporaryDirectory(prefix="rasa-cache-") as cache:
-        env = {**os.environ, **ENV}
-        if measured:
-            env["RASA_CACHE_DIRECTORY"] = cache
         done = subprocess.run(  # noqa: S603 - our venv's rasa, fixed arguments
-            command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env
+            command,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **ENV, "RASA_CACHE_DIRECTORY": cache},
         )
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command[:2])} failed; see {log}")
@@ -120,7 +122,6 @@ def _timed(command: list[str], cwd: Path, log: Path, measured: bool = True) -> f
 
 
 def _cached(meta: Path, key: str, produce: Callable[[], float], measured: bool = True) -> Training:
-    key = key if measured else f"{key} (Rasa's training cache)"
     if meta.exists():
         known = json.loads(meta.read_text())
         if known.get("key") == key:
@@ -136,28 +137,49 @@ def _cached(meta: Path, key: str, produce: Callable[[], float], measured: bool =
     return Training(seconds, trained_at, load, False, measured)
 
 
-def plain_model(measured: bool = True) -> tuple[Path, Training]:
-    """The ``rasa init --no-prompt`` bot (which trains as part of init), made once per Rasa
-    version: its model and how long init took (``measured``: see ``_timed``)."""
-    import rasa
+def _plain_config(epochs: int) -> dict[str, Any]:
+    """Rasa 3.6.21's default configuration (what ``rasa init``'s empty config.yml stands for),
+    with every component's epochs set to ``epochs``."""
+    from rasa.engine.recipes import default_recipe
 
-    project = BENCH_DIR / "plain"
+    default = Path(default_recipe.__file__).parent / "config_files" / "default_config.yml"
+    config = yaml.safe_load(default.read_text())
+    for component in config["pipeline"] + config["policies"]:
+        if "epochs" in component:
+            component["epochs"] = epochs
+    return dict(config)
+
+
+def plain_model(epochs: int | None = None) -> tuple[Path, Training]:
+    """The ``rasa init --no-prompt`` bot (which trains as part of init), made once per Rasa
+    version: its model and how long init took.
+
+    With ``epochs`` (``make test``'s tiny run, which proves the bench works, not how fast
+    anything is): the same project and components trained for that many epochs, kept apart
+    from the measured one, its time marked as not a measurement."""
+    import rasa
+    from rasa.cli.scaffold import create_initial_project
+
+    measured = epochs is None
+    project = BENCH_DIR / ("plain" if measured else f"plain-{epochs}-epochs")
 
     def init() -> float:
         shutil.rmtree(project, ignore_errors=True)
         project.mkdir(parents=True)
-        return _timed(
-            [str(BIN / "rasa"), "init", "--no-prompt", "--init-dir", str(project)],
-            project,
-            BENCH_DIR / "plain-init.log",
-            measured,
-        )
+        if epochs is None:
+            command = [str(BIN / "rasa"), "init", "--no-prompt", "--init-dir", str(project)]
+        else:
+            create_initial_project(str(project))
+            (project / "config.yml").write_text(yaml.safe_dump(_plain_config(epochs)))
+            command = [str(BIN / "rasa"), "train"]
+        return _timed(command, project, BENCH_DIR / f"{project.name}-init.log")
 
-    training = _cached(BENCH_DIR / "plain.json", f"rasa {rasa.__version__}", init, measured)
+    meta = BENCH_DIR / f"{project.name}.json"
+    training = _cached(meta, f"rasa {rasa.__version__}", init, measured)
     models = sorted((project / "models").glob("*.tar.gz"))
     if not models:  # the cache was emptied by hand: make it again
-        (BENCH_DIR / "plain.json").unlink()
-        return plain_model(measured)
+        meta.unlink()
+        return plain_model(epochs)
     return models[-1], training
 
 
