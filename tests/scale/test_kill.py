@@ -216,12 +216,16 @@ def test_a_message_whose_action_hangs_when_its_server_is_killed_is_answered_afte
             await asyncio.wait_for(confirmed.wait(), 60)  # reconnected, session asked again
             figures["reconnect_seconds"] = time.monotonic() - killed_at
             sent_at = time.monotonic()
-            await client.emit("user_uttered", {"message": ACTIVE.order_number})
+            # Acknowledged once the server is done with it: its turn stored, the inbox emptied.
+            done = asyncio.create_task(
+                client.call("user_uttered", {"message": ACTIVE.order_number}, timeout=180)
+            )
             later = [str((await asyncio.wait_for(received.get(), 120)).get("text"))]
             figures["replayed_seconds"] = time.monotonic() - sent_at
             if "$50.00" not in later[-1]:
                 later += await replies_until("$50.00")
             figures["answered_seconds"] = time.monotonic() - sent_at
+            await done
         finally:
             await client.disconnect()
             await session.close()
