@@ -48,7 +48,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 from bot.private_files import private_file
-from bot.rasa_ext import inbox, speedups
+from bot.rasa_ext import inbox, model_loading, speedups
 from bot.settings import get_settings
 from bot.tokens import mask_tokens
 from bot.wallet import codes
@@ -58,6 +58,8 @@ from bot.wallet import codes
 speedups.apply()
 # ... and a message survives the server handling it (bot/rasa_ext/inbox.py says why).
 inbox.install()
+# ... and its TensorFlow models load without tracing training (bot/rasa_ext/model_loading.py).
+model_loading.install()
 
 REDACTED = "[redacted]"
 SECRET_METADATA = ("customer_token",)
