@@ -12,6 +12,9 @@ something the assistant does, or is asked to rephrase, instead of getting a gift
   ``out_of_scope`` example counts when it is rejected.
 - Core-intent recall: the same, over the examples of the gift-card tasks only (the intents
   in ``CORE``): a rejected or misread gift-card request is a miss.
+- Entities: per label, on the in-scope held-out sets, exact spans.
+- Latency: wall-clock time of each parse, and its CPU time (``time.process_time``), which a
+  shared machine's load inflates far less than the wall clock.
 
 Used by scripts/evaluate.py; ``python scripts/measure_nlu.py MODEL OUT.json`` writes the figures, for
 quick experiments on a model trained elsewhere.
@@ -60,6 +63,7 @@ class Example:
     text: str
     gold: str  # full intent: "faq/expiry", "check_balance", "out_of_scope"
     source: str
+    entities: frozenset[tuple[int, int, str]] = frozenset()  # (start, end, label) annotated
 
 
 @dataclass
@@ -67,6 +71,8 @@ class Parsed:
     example: Example
     predicted: str  # full intent, or "nlu_fallback"
     seconds: float
+    cpu_seconds: float = 0.0  # the parse's CPU time: what it costs whatever the machine's load
+    entities: frozenset[tuple[int, int, str]] = frozenset()  # (start, end, label) found
     classifier: str = ""  # the classifier's own top intent, before any fallback
     confidence: float = 0.0  # and its confidence
 
@@ -91,6 +97,24 @@ class Figures:
     parsed: list[Parsed] = field(default_factory=list)
     rss_mb: float = 0.0
 
+    def entity_report(self) -> dict[str, dict[str, float]]:
+        """Precision, recall and F1 per entity label on the in-scope held-out sets: the same
+        label on exactly the same characters."""
+        parsed = self.of(*IN_SCOPE)
+        labels = sorted({e[2] for p in parsed for e in p.example.entities})
+        report = {}
+        for label in labels:
+            gold = [{e for e in p.example.entities if e[2] == label} for p in parsed]
+            found = [{e for e in p.entities if e[2] == label} for p in parsed]
+            hits = sum(len(g & f) for g, f in zip(gold, found, strict=True))
+            wanted, got = sum(map(len, gold)), sum(map(len, found))
+            precision = hits / got if got else 0.0
+            recall = hits / wanted if wanted else 0.0
+            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+            report[label] = {"precision": precision, "recall": recall, "f1-score": f1}
+            report[label]["support"] = wanted
+        return report
+
     def of(self, *sources: str) -> list[Parsed]:
         return [p for p in self.parsed if p.example.source in sources]
 
@@ -104,6 +128,7 @@ class Figures:
         oos = self.of(*OUT_OF_SCOPE.values())
         other = self.of(*OTHER_DOMAINS.values())
         latencies = sorted(p.seconds for p in self.parsed)
+        cpu = sorted(p.cpu_seconds for p in self.parsed)
         return {
             "intent_accuracy": self.rate(in_scope, "correct"),
             "core_intent_recall": self.rate(core, "correct"),
@@ -132,6 +157,9 @@ class Figures:
             ],
             "latency_ms_p50": 1000 * latencies[len(latencies) // 2],
             "latency_ms_p95": 1000 * latencies[int(len(latencies) * 0.95)],
+            "cpu_ms_p50": 1000 * cpu[len(cpu) // 2],
+            "cpu_ms_p95": 1000 * cpu[int(len(cpu) * 0.95)],
+            "entities": self.entity_report(),
             "rss_mb": self.rss_mb,
         }
 
@@ -141,7 +169,12 @@ def examples(file: str) -> list[Example]:
 
     path = TESTS / file
     return [
-        Example(m.get("text"), m.get_full_intent(), file)
+        Example(
+            m.get("text"),
+            m.get_full_intent(),
+            file,
+            frozenset((e["start"], e["end"], e["entity"]) for e in m.get("entities") or []),
+        )
         for m in load_data(str(path)).intent_examples
     ]
 
@@ -178,15 +211,19 @@ def measure(model: Path) -> Figures:
     async def run() -> None:
         await agent.parse_message("warm up")
         for example in todo:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             result = await agent.parse_message(example.text)
-            took = time.perf_counter() - start
+            took, cpu_took = time.perf_counter() - start, time.process_time() - cpu
             ranking = [r for r in result["intent_ranking"] if r["name"] != "nlu_fallback"]
             figures.parsed.append(
                 Parsed(
                     example,
                     full_intent(result),
                     took,
+                    cpu_took,
+                    frozenset(
+                        (e["start"], e["end"], e["entity"]) for e in result.get("entities") or []
+                    ),
                     ranking[0]["name"] if ranking else "",
                     float(ranking[0]["confidence"]) if ranking else 0.0,
                 )

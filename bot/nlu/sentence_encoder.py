@@ -13,13 +13,18 @@ package does not ship one. Both files are checked against their sha256 before us
 nothing is ever fetched at run time.
 
 The featurizer adds one sentence-level feature (the mean of the encoder's token states,
-L2-normalised, as sentence-transformers pools it) to each message's text; DIETClassifier and
-ResponseSelector read it beside the sparse features.
+L2-normalised, as sentence-transformers pools it) to each message's text, which
+SentenceIntentClassifier reads. Before encoding, a serial number, claim code, order number or
+email address in the text is replaced by its name ("serial number", "claim code"): pasted
+codes are random characters that the encoder's WordPiece vocabulary breaks into noise, while
+"YFE94 DN9XF X4QSP says invalid" means "claim code says invalid" (bot.wallet.codes finds them,
+as the spaCy entity rules do).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -37,11 +42,26 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 from tokenizers import BertWordPieceTokenizer
 
+from bot.wallet import codes
+
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 VOCAB = Path(__file__).with_name("minilm_vocab.txt")
 VOCAB_SHA256 = "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"
 MAX_TOKENS = 128  # shoppers' messages are capped far below this at the edge
 BATCH = 32
+
+
+EMAIL = re.compile(r"[^\s@]+@[^\s@]+\.\w+")
+
+
+def with_codes_named(text: str) -> str:
+    """``text`` with each card format (and email address) replaced by the name of its kind."""
+    parts, last = [], 0
+    for found in codes.find_codes(text):
+        parts += [text[last : found.start], found.label.replace("_", " ")]
+        last = found.end
+    parts.append(text[last:])
+    return EMAIL.sub("email address", "".join(parts))
 
 
 class EncoderFileMismatch(RuntimeError):
@@ -131,7 +151,7 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
         with_text = [m for m in messages if m.get(TEXT)]
         if not with_text:
             return messages
-        vectors = self._encoder.encode([m.get(TEXT) for m in with_text])
+        vectors = self._encoder.encode([with_codes_named(m.get(TEXT)) for m in with_text])
         for message, vector in zip(with_text, vectors, strict=True):
             self.add_features_to_message(None, vector[None, :], TEXT, message)
         return messages

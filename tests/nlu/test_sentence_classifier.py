@@ -1,5 +1,6 @@
-"""The sentence-vector intent classifier trains, survives a save and load unchanged, and turns
-away what is far from every in-scope example."""
+"""The sentence-vector intent classifier trains, survives a save and load unchanged, turns
+away what is far from every in-scope example, answers the FAQ as Rasa's ResponseSelector
+would, and reads the pipeline's character n-grams beside the sentence vector."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ import pytest
 from rasa.engine.graph import ExecutionContext, GraphSchema
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
-from rasa.shared.nlu.constants import TEXT
+from rasa.nlu.featurizers.sparse_featurizer.count_vectors_featurizer import (
+    CountVectorsFeaturizer,
+)
+from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
+from rasa.shared.nlu.constants import INTENT_RESPONSE_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -100,3 +105,117 @@ def test_a_message_without_text_is_left_alone(
     message = Message(data={"intent": {"name": "greet", "confidence": 1.0}})
     classifier.process([message])
     assert message.get("intent") == {"name": "greet", "confidence": 1.0}
+
+
+FAQ = {
+    "faq/expiry": [
+        "do gift cards expire",
+        "when does my gift card run out",
+        "is there an expiry date on the card",
+        "how long is a gift card valid",
+    ],
+    "faq/cash_out": [
+        "can i get cash for my gift card",
+        "turn my gift card into money in my bank",
+        "can the balance be paid out to me",
+        "exchange a gift card for cash",
+    ],
+}
+RESPONSES = {
+    "utter_faq/expiry": [{"text": "Gift cards never expire."}],
+    "utter_faq/cash_out": [{"text": "Gift cards cannot be exchanged for cash."}],
+}
+
+
+def faq_training_data() -> TrainingData:
+    messages = [
+        Message(data={TEXT: text, "intent": intent})
+        for intent, texts in EXAMPLES.items()
+        for text in texts
+    ]
+    messages += [
+        Message(data={TEXT: text, "intent": "faq", INTENT_RESPONSE_KEY: key})
+        for key, texts in FAQ.items()
+        for text in texts
+    ]
+    return TrainingData(messages, responses=RESPONSES)
+
+
+def test_faq_answers_are_selected_as_the_response_selector_would(
+    tmp_path: Path, featurizer: SentenceEncoderFeaturizer
+) -> None:
+    storage = LocalModelStorage(tmp_path)
+    resource = Resource("sentence_intents")
+    config = {**SentenceIntentClassifier.get_default_config(), "min_similarity": 0.3}
+    trained = SentenceIntentClassifier.create(config, storage, resource, context("classifier"))
+    data = faq_training_data()
+    featurizer.process_training_data(data)
+    trained.train(data)
+    loaded = SentenceIntentClassifier.load(config, storage, resource, context("classifier"))
+
+    for classifier in (trained, loaded):
+        message = parse(featurizer, classifier, "will my gift card expire some day")
+        intent = message.get("intent")
+        assert intent["name"] == "faq"
+        ranking = message.get("intent_ranking")
+        # One entry per intent: the answers' confidences add up to the FAQ's.
+        assert [r["name"] for r in ranking].count("faq") == 1
+        assert sum(r["confidence"] for r in ranking) == pytest.approx(1.0, abs=1e-5)
+        selected = message.get("response_selector")
+        assert selected["all_retrieval_intents"] == ["faq"]
+        answer = selected["faq"]["response"]
+        assert answer["intent_response_key"] == "faq/expiry"
+        assert answer["utter_action"] == "utter_faq/expiry"
+        assert answer["responses"] == RESPONSES["utter_faq/expiry"]
+        ranked = selected["faq"]["ranking"]
+        assert [r["intent_response_key"] for r in ranked] == ["faq/expiry", "faq/cash_out"]
+        assert sum(r["confidence"] for r in ranked) == pytest.approx(1.0, abs=1e-5)
+
+        cash = parse(featurizer, classifier, "i would rather have cash than this card")
+        assert cash.get("response_selector")["faq"]["response"]["intent_response_key"] == (
+            "faq/cash_out"
+        )
+
+
+def test_character_n_grams_are_read_beside_the_sentence_vector(
+    tmp_path: Path, featurizer: SentenceEncoderFeaturizer
+) -> None:
+    storage = LocalModelStorage(tmp_path)
+    tokenizer = WhitespaceTokenizer(WhitespaceTokenizer.get_default_config())
+    counts = CountVectorsFeaturizer.create(
+        {**CountVectorsFeaturizer.get_default_config(), "analyzer": "char_wb",
+         "min_ngram": 2, "max_ngram": 4},
+        storage, Resource("counts"), context("counts"),
+    )  # fmt: skip
+    data = faq_training_data()
+    tokenizer.process_training_data(data)
+    counts.train(data)
+    counts.process_training_data(data)
+    featurizer.process_training_data(data)
+
+    def featurised(text: str) -> Message:
+        message = Message(data={TEXT: text})
+        tokenizer.process([message])
+        counts.process([message])
+        featurizer.process([message])
+        return message
+
+    rankings = {}
+    for weight in (0.0, 1.0):
+        resource = Resource(f"sentence_intents_{weight}")
+        config = {**SentenceIntentClassifier.get_default_config(), "sparse_weight": weight}
+        trained = SentenceIntentClassifier.create(config, storage, resource, context("c"))
+        trained.train(data)
+        loaded = SentenceIntentClassifier.load(config, storage, resource, context("c"))
+        seen = []
+        for classifier in (trained, loaded):
+            message = featurised("how much is on this gift card")
+            classifier.process([message])
+            assert message.get("intent")["name"] == "check_balance"
+            typo = featurised("redeem my gift crad plz")
+            classifier.process([typo])
+            seen.append(typo.get("intent_ranking"))
+        assert seen[0] == seen[1]  # saved and loaded, the n-gram weights are the same
+        rankings[weight] = seen[0]
+    # The n-grams take part: the same message is scored differently with them.
+    assert rankings[0.0][0]["confidence"] != pytest.approx(rankings[1.0][0]["confidence"])

@@ -24,6 +24,7 @@ from bot.nlu.sentence_encoder import (
     SentenceEncoderFeaturizer,
     shared_encoder,
     verify,
+    with_codes_named,
 )
 
 
@@ -80,3 +81,23 @@ def test_the_featurizer_adds_one_sentence_feature_to_text(tmp_path: Path) -> Non
     assert sentence is not None and sentence.features.shape == (1, 384)
     assert sentence.type == FEATURE_TYPE_SENTENCE
     assert empty.features == []
+
+
+def test_card_formats_are_encoded_by_the_name_of_their_kind() -> None:
+    assert with_codes_named("YFE94 DN9XF X4QSP says invalid") == "claim code says invalid"
+    assert with_codes_named("reading it off: 1774 2610 6891 7692 649, ok") == (
+        "reading it off: serial number, ok"
+    )
+    assert with_codes_named("order 112-4456789-9012345 for kim.lee@example.com") == (
+        "order order number for email address"
+    )
+    assert with_codes_named("how much is left on my card") == "how much is left on my card"
+    # Two claim codes that differ only in their characters encode to the same vector.
+    encoder = shared_encoder()
+    featurizer = SentenceEncoderFeaturizer(SentenceEncoderFeaturizer.get_default_config(), "e")
+    first, second = (Message(data={TEXT: f"code {c} is refused"}) for c in
+                     ("AQ4T-B7XWZC-9M2P", "ZZ9K-LM3PQW-4RT7"))  # fmt: skip
+    featurizer.process([first, second])
+    vectors = [m.get_dense_features(TEXT)[1].features for m in (first, second)]
+    np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-6)
+    np.testing.assert_allclose(vectors[0][0], encoder.encode(["code claim code is refused"])[0])
