@@ -218,6 +218,9 @@ def get_settings() -> Settings:
     private_dir(var_dir / "log", tighten=True)
     private_dir(var_dir, tighten=True)
     secret_values = _load_or_create_secrets(var_dir)
+    public_web_url = _url_env(
+        "GIFTBOT_PUBLIC_WEB_URL", f"http://localhost:{_port_env('GIFTBOT_WEB_PORT', 8080)}"
+    )
     return Settings(
         var_dir=var_dir,
         db_url=os.environ.get("GIFTBOT_DB_URL") or f"sqlite:///{var_dir / 'wallet.db'}",
@@ -236,16 +239,8 @@ def get_settings() -> Settings:
         actions_host=os.environ.get("GIFTBOT_ACTIONS_HOST") or "127.0.0.1",
         web_host=os.environ.get("GIFTBOT_WEB_HOST") or "127.0.0.1",
         web_port=_port_env("GIFTBOT_WEB_PORT", 8080),
-        public_web_url=_url_env(
-            "GIFTBOT_PUBLIC_WEB_URL", f"http://localhost:{_port_env('GIFTBOT_WEB_PORT', 8080)}"
-        ),
-        widget_origins=_origins_env(
-            "GIFTBOT_WIDGET_ORIGINS",
-            _url_env(
-                "GIFTBOT_PUBLIC_WEB_URL",
-                f"http://localhost:{_port_env('GIFTBOT_WEB_PORT', 8080)}",
-            ),
-        ),
+        public_web_url=public_web_url,
+        widget_origins=_origins_env("GIFTBOT_WIDGET_ORIGINS", public_web_url),
         rasa_url=_url_env(
             "GIFTBOT_RASA_URL", f"http://localhost:{_port_env('GIFTBOT_RASA_PORT', 5005)}"
         ),
