@@ -27,6 +27,7 @@ from jsonschema import validators
 from jsonschema.exceptions import best_match
 from rasa.core.actions.action import RemoteAction
 from rasa.core.processor import MessageProcessor
+from rasa.shared.core.constants import PREVIOUS_ACTION, SLOTS
 from rasa.shared.core.domain import Domain, State
 from rasa.shared.core.events import Event
 from rasa.shared.core.trackers import DialogueStateTracker
@@ -110,10 +111,11 @@ def share_past_states_within_a_prediction() -> None:
     478). Each pass replays every event of the conversation, so this is a cost that grows with
     it (a 40-turn conversation: about 250 events, 7-8 passes a turn).
 
-    Here, during one prediction (and only then), a result is computed once per tracker, event
-    list and arguments, and each caller is given its own copy of it (``_copy_states``): the
-    same states, with the same shared sub-states (a policy changes the last one in place), as
-    a fresh call would make. Nothing changes the tracker while the policies run, and the memo ends with the
+    Here, during one prediction (and only then), the states are computed once per tracker,
+    event list and arguments, both variants the policies ask for in one pass
+    (``_both_variants``), and each caller is given its own copy (``_copy_states``): the same
+    states, with the same shared sub-states (a policy changes the last one in place), as a
+    fresh call would make; the applied events likewise, once per tracker and event list. Nothing changes the tracker while the policies run, and the memo ends with the
     prediction."""
     original_states = Domain.states_for_tracker_history
     original_applied = DialogueStateTracker.applied_events
@@ -136,15 +138,21 @@ def share_past_states_within_a_prediction() -> None:
             key = _states_key(
                 self, tracker, omit_unset_slots, ignore_rule_only_turns, rule_only_data
             )
-        if memo is not None and key is not None and key in memo:
-            return _copy_states(memo[key][1])
-        states = original_states(
-            self, tracker, omit_unset_slots, ignore_rule_only_turns, rule_only_data
-        )
-        if memo is not None and key is not None:
-            # The tracker and its events stay alive with the memo: no id in a key is reused.
-            memo[key] = ((tracker, list(tracker.events)), _copy_states(states))
-        return states
+        if memo is None or key is None:
+            return original_states(
+                self, tracker, omit_unset_slots, ignore_rule_only_turns, rule_only_data
+            )
+        if key not in memo:
+            # Both variants the policies ask for, in one pass over the conversation, kept as
+            # made (no caller has them yet; each gets a copy); the tracker and its events
+            # stay alive with the memo: no id in a key is reused.
+            variants = _both_variants(self, tracker, omit_unset_slots, rule_only_data)
+            alive = (tracker, list(tracker.events))
+            for ignore, states in zip((False, True), variants, strict=True):
+                other = _states_key(self, tracker, omit_unset_slots, ignore, rule_only_data)
+                memo[other] = (alive, states, _plain(states))
+        _, states, plain = memo[key]
+        return _copy_states(states, plain)
 
     def applied_events(self: DialogueStateTracker) -> list[Event]:
         memo = _prediction.get()
@@ -164,26 +172,65 @@ def share_past_states_within_a_prediction() -> None:
     MessageProcessor._predict_next_with_tracker = _predict_next_with_tracker
 
 
+def _both_variants(
+    domain: Domain,
+    tracker: DialogueStateTracker,
+    omit_unset_slots: bool,
+    rule_only_data: dict[str, Any] | None,
+) -> tuple[list[State], list[State]]:
+    """``Domain.states_for_tracker_history`` (rasa/shared/core/domain.py, 3.6.21 line 1333)
+    with ``ignore_rule_only_turns`` False and True, from one replay of the conversation and one
+    ``get_active_state`` a turn: the rule policy asks for the first, the memoization policy and
+    TED for the second. Rasa's loop, line for line, run for both; the second variant edits a
+    state's outer dict and its slots, so it gets its own of those (the other sub-states are
+    the same objects as in a pass of its own: the tracker's, or fresh for this turn)."""
+    every: list[State] = []
+    ml: list[State] = []
+    last_ml_action_sub_state = None
+    turn_was_hidden = False
+    for tr, hide_rule_turn in tracker.generate_all_prior_trackers():
+        state = domain.get_active_state(tr, omit_unset_slots=omit_unset_slots)
+        every.append(domain._clean_state(state))
+
+        if not turn_was_hidden:
+            last_ml_action_sub_state = domain._get_prev_action_sub_state(tr)
+        if not tr.followup_action and tr.latest_action_name != tr.active_loop_name:
+            turn_was_hidden = hide_rule_turn
+        if turn_was_hidden:
+            continue
+        ml_state = dict(state)
+        if SLOTS in ml_state:
+            ml_state[SLOTS] = dict(ml_state[SLOTS])
+        domain._remove_rule_only_features(ml_state, rule_only_data)
+        if ml:
+            domain._substitute_rule_only_user_input(ml_state, ml[-1])
+        if last_ml_action_sub_state:
+            ml_state[PREVIOUS_ACTION] = last_ml_action_sub_state
+        ml.append(domain._clean_state(ml_state))
+    return every, ml
+
+
 _LEAVES = (str, int, float, bool, type(None))
 
 
-def _copy_states(states: list[State]) -> list[State]:
-    """``copy.deepcopy(states)``, faster for what Rasa makes: a list of states, each a dict of
-    sub-state dicts holding strings, numbers and tuples of them; a sub-state shared by several
-    states stays shared in the copy. Anything else is deep-copied."""
+def _copy_states(states: list[State], plain: bool | None = None) -> list[State]:
+    """``copy.deepcopy(states)``, faster for what Rasa makes (``plain``: a list of states, each
+    a dict of sub-state dicts holding strings, numbers and tuples of them; found out here when
+    not given): a sub-state shared by several states stays shared in the copy. Anything else
+    is deep-copied."""
+    if plain is None:
+        plain = _plain(states)
+    if not plain:
+        return copy.deepcopy(states)
     copies: dict[int, Any] = {}
     copied: list[State] = []
     for state in states:
         new_state = copies.get(id(state))
         if new_state is None:
-            if type(state) is not dict:
-                return copy.deepcopy(states)
             new_state = {}
             for key, sub in state.items():
                 new_sub = copies.get(id(sub))
                 if new_sub is None:
-                    if type(sub) is not dict or not all(map(_immutable, sub.values())):
-                        return copy.deepcopy(states)
                     new_sub = copies[id(sub)] = dict(sub)
                 new_state[key] = new_sub
             copies[id(state)] = new_state
@@ -191,8 +238,17 @@ def _copy_states(states: list[State]) -> list[State]:
     return copied
 
 
+def _plain(states: list[State]) -> bool:
+    """Whether ``states`` has the shape ``_copy_states`` copies by hand."""
+    return type(states) is list and all(
+        type(state) is dict
+        and all(type(sub) is dict and all(map(_immutable, sub.values())) for sub in state.values())
+        for state in states
+    )
+
+
 def _immutable(value: Any) -> bool:
-    if isinstance(value, tuple):
+    if type(value) is tuple:
         return all(map(_immutable, value))
     return type(value) in _LEAVES
 

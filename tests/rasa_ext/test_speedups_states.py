@@ -9,6 +9,7 @@ same predictions of the memoization and rule policies and the same input to TED'
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import tempfile
 from collections.abc import Iterator
@@ -77,9 +78,9 @@ def _sharing(states: list[State]) -> list[list[tuple[str, int]]]:
 def test_each_call_in_a_prediction_gets_the_states_rasa_computes() -> None:
     trackers = _recorded_trackers(DOMAIN)
     assert len(trackers) > 80  # 40 turns
-    for tracker in trackers:
+    for tracker, calls in itertools.product(trackers, (CALLS, CALLS[::-1])):
         with speedups.one_prediction():
-            for omit, ignore in CALLS:
+            for omit, ignore in calls:
                 got = DOMAIN.states_for_tracker_history(tracker, omit, ignore, RULE_ONLY)
                 expected = ORIGINAL_STATES(DOMAIN, tracker, omit, ignore, RULE_ONLY)
                 assert got == expected
