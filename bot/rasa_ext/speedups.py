@@ -12,7 +12,8 @@ that module for ``endpoints.yml`` (``make run``, and ``make run-scaled`` through
 before its first turn (the action server and the web app never run this code and do not
 import it). A tracker store module rather than ``sitecustomize`` or a
 pipeline component: Rasa imports it in the server and nowhere else, and the model and its
-training stay as they are. Nothing else in the project patches Rasa while it runs.
+training stay as they are. The other changes installed there (the inbox, model loading) are
+modules of their own in bot/rasa_ext/, each saying why.
 """
 
 from __future__ import annotations
