@@ -17,7 +17,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "the project's NLU components (bot/nlu/: sentence encoder, onnxruntime)",
         ("bot/nlu/sentence", "onnxruntime/"),
     ),
-    ("TensorFlow: DIET, ResponseSelector and TED inference", ("tensorflow/", "run_inference")),
+    ("TensorFlow: TED inference", ("tensorflow/", "run_inference")),
     (
         "tracker store: loading a conversation",
         ("_retrieve (rasa/core/tracker_store.py", "_retrieve (bot/tracker_store.py"),

@@ -40,11 +40,12 @@ def test_the_shopper_carries_on_after_the_server_holding_its_socket_is_killed(
     topology = scaled.topology
     secret = f"scale-kill-{time.time_ns()}"
     sender = session_sender(secret, get_edge_settings().socket_session_key)
-    figures: dict[str, Any] = {}
+    figures: dict[str, Any] = {"rest_before": [], "rest_after": []}
 
     async def test() -> list[str]:
         jar = aiohttp.CookieJar(unsafe=True)
         session = aiohttp.ClientSession(cookie_jar=jar)
+        rest = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())  # not sticky
         # As the widget: reconnect on its own, and ask for its session again on every connect.
         client = socketio.AsyncClient(
             http_session=session, reconnection=True, reconnection_delay=0.5
@@ -61,6 +62,14 @@ def test_the_shopper_carries_on_after_the_server_holding_its_socket_is_killed(
 
         client.on("session_confirm", lambda _: confirmed.set())
         client.on("bot_uttered", received.put_nowait)
+
+        async def rest_status() -> int:
+            """A new REST shopper's "hi" through the balancer: the HTTP status."""
+            async with rest.post(
+                f"{topology.rasa_url}/webhooks/rest/webhook",
+                json={"sender": f"kill-rest-{time.time_ns()}", "message": "hi"},
+            ) as answer:
+                return answer.status
 
         async def say(text: str) -> str:
             await client.emit("user_uttered", {"message": text})
@@ -84,10 +93,16 @@ def test_the_shopper_carries_on_after_the_server_holding_its_socket_is_killed(
             )
             holder = next(c.value for c in jar if c.key == "GIFTBOT_RASA")  # e.g. "rasa2"
             number = int(holder.removeprefix("rasa"))
+            for _ in range(4):  # both servers have served the balancer lately
+                figures["rest_before"].append(await rest_status())
             confirmed.clear()
             killed_at = time.monotonic()
             topology.kill(f"rasa-{number}")
             figures["killed"] = f"rasa-{number}"
+            # Other shoppers over REST at once, before the balancer's checks see the server
+            # gone: round robin sends one of them to the dead server, and it is answered.
+            for _ in range(4):
+                figures["rest_after"].append(await rest_status())
             await asyncio.wait_for(confirmed.wait(), 60)  # reconnected, session asked again
             figures["reconnect_seconds"] = time.monotonic() - killed_at
             replies.append(await say(ACTIVE.serial))
@@ -96,13 +111,16 @@ def test_the_shopper_carries_on_after_the_server_holding_its_socket_is_killed(
         finally:
             await client.disconnect()
             await session.close()
+            await rest.close()
         return replies
 
     replies = asyncio.run(test())
     print(
         f"[scale figures] kill -9 of {figures['killed']}: the widget reconnected through the "
-        f"balancer in {figures['reconnect_seconds']:.1f} s"
+        f"balancer in {figures['reconnect_seconds']:.1f} s; REST right after the kill: "
+        f"{figures['rest_after']}"
     )
+    assert figures["rest_before"] == figures["rest_after"] == [200] * 4
     assert figures["connects"] == 2
     assert "serial number" in replies[0]
     assert "order number" in replies[1]  # the form, and its slots, survived the server
