@@ -4,6 +4,7 @@ would, and reads the pipeline's character n-grams beside the sentence vector."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -61,13 +62,22 @@ def parse(
     return message
 
 
+def new_classifier(
+    tmp_path: Path,
+) -> tuple[SentenceIntentClassifier, Callable[[], SentenceIntentClassifier]]:
+    """A classifier to train, and how to load it back from its storage once trained."""
+    storage, resource = LocalModelStorage(tmp_path), Resource("sentence_intents")
+    config = {**SentenceIntentClassifier.get_default_config(), "min_similarity": 0.3}
+    trained = SentenceIntentClassifier.create(config, storage, resource, context("classifier"))
+    return trained, lambda: SentenceIntentClassifier.load(
+        config, storage, resource, context("classifier")
+    )
+
+
 def test_it_learns_saves_loads_and_rejects_the_far_away(
     tmp_path: Path, featurizer: SentenceEncoderFeaturizer
 ) -> None:
-    storage = LocalModelStorage(tmp_path)
-    resource = Resource("sentence_intents")
-    config = {**SentenceIntentClassifier.get_default_config(), "min_similarity": 0.3}
-    trained = SentenceIntentClassifier.create(config, storage, resource, context("classifier"))
+    trained, load = new_classifier(tmp_path)
     messages = [
         Message(data={TEXT: text, "intent": intent})
         for intent, texts in EXAMPLES.items()
@@ -75,7 +85,7 @@ def test_it_learns_saves_loads_and_rejects_the_far_away(
     ]
     featurizer.process_training_data(TrainingData(messages))
     trained.train(TrainingData(messages))
-    loaded = SentenceIntentClassifier.load(config, storage, resource, context("classifier"))
+    loaded = load()
 
     for classifier in (trained, loaded):
         value = parse(featurizer, classifier, "what's the value of the card i was given")
@@ -144,14 +154,11 @@ def faq_training_data() -> TrainingData:
 def test_faq_answers_are_selected_as_the_response_selector_would(
     tmp_path: Path, featurizer: SentenceEncoderFeaturizer
 ) -> None:
-    storage = LocalModelStorage(tmp_path)
-    resource = Resource("sentence_intents")
-    config = {**SentenceIntentClassifier.get_default_config(), "min_similarity": 0.3}
-    trained = SentenceIntentClassifier.create(config, storage, resource, context("classifier"))
+    trained, load = new_classifier(tmp_path)
     data = faq_training_data()
     featurizer.process_training_data(data)
     trained.train(data)
-    loaded = SentenceIntentClassifier.load(config, storage, resource, context("classifier"))
+    loaded = load()
 
     for classifier in (trained, loaded):
         message = parse(featurizer, classifier, "will my gift card expire some day")
