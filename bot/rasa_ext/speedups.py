@@ -1,7 +1,8 @@
 """Where the project makes Rasa 3.6.21's turn cheaper without changing what a turn does.
 
-Each speed-up is one function below that replaces one piece of Rasa 3.6.21 (named in its
-docstring) with code that returns the same results for the same inputs; each has a test in
+Each speed-up is one function below (the largest, asking the rule policy first, is a module of
+its own: ``rule_first.py``) that replaces one piece of Rasa 3.6.21 (named in its docstring) with
+code that returns the same results for the same inputs; each has a test in
 tests/rasa_ext/test_speedups*.py that runs the original and the replacement on real inputs and
 compares, and a line in docs/performance.md (``make bench``, ``scripts/bench/speedups.py``)
 with its gain. (The tracker store's own savings are methods of bot/tracker_store.py.)
@@ -33,6 +34,8 @@ from rasa.shared.core.domain import Domain, State
 from rasa.shared.core.events import Event
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.utils.common import all_subclasses
+
+from bot.rasa_ext import rule_first
 
 ORIGINALS: dict[str, Any] = {}
 """What each speed-up replaced, by its name: for the tests that compare the two."""
@@ -291,6 +294,7 @@ SPEEDUPS: tuple[Callable[[], None], ...] = (
     cache_action_response_validator,
     cache_event_type_resolution,
     share_past_states_within_a_prediction,
+    rule_first.install,  # a module of its own (bot/rasa_ext/rule_first.py): the largest
 )
 _applied = False
 
