@@ -290,11 +290,19 @@ def _states_key(
     return key
 
 
+def ask_the_rule_policy_first() -> None:
+    """``DaskGraphRunner.run`` (rasa/engine/runner/dask.py, 3.6.21 line 82) for a prediction of
+    the next action: the rule policy first, the other policies only when no rule decides. A
+    module of its own, bot/rasa_ext/rule_first.py, says why it is the same prediction."""
+    ORIGINALS.setdefault("ask_the_rule_policy_first", rule_first.ORIGINAL_RUN)
+    rule_first.install()
+
+
 SPEEDUPS: tuple[Callable[[], None], ...] = (
     cache_action_response_validator,
     cache_event_type_resolution,
     share_past_states_within_a_prediction,
-    rule_first.install,  # a module of its own (bot/rasa_ext/rule_first.py): the largest
+    ask_the_rule_policy_first,
 )
 _applied = False
 
