@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+import ujson
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.events import (
     ActiveLoop,
@@ -92,21 +94,24 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
                 private_file(Path(database))
         super().__init__(*args, **kwargs)
         self._stored: dict[str, _Stored] = {}
+        self._statements: dict[bool, sa.sql.Select] = {}
 
     async def _retrieve(
         self, sender_id: str, fetch_events_from_all_sessions: bool
     ) -> DialogueStateTracker | None:
         """Rasa 3.6.21's ``SQLTrackerStore._retrieve``: the same rows of the same query, in the
         same order, replayed into a tracker; but only their ``data`` column is read (Rasa built
-        an ORM object per row and used nothing else of it), and the number of rows read is
-        remembered for ``save``."""
+        an ORM object per row and used nothing else of it), by a statement built once rather
+        than an ORM query per call (:func:`events_statement`), parsed by ujson
+        (:func:`parse_event`); and the number of rows read is remembered for ``save``."""
+        statement = self._statements.get(fetch_events_from_all_sessions)
+        if statement is None:
+            table = self.SQLEvent.__table__
+            statement = events_statement(table, latest_session=not fetch_events_from_all_sessions)
+            self._statements[fetch_events_from_all_sessions] = statement
         with self.session_scope() as session:
-            rows = (
-                self._event_query(session, sender_id, fetch_events_from_all_sessions)
-                .with_entities(self.SQLEvent.data)
-                .all()
-            )
-        events = [json.loads(data) for (data,) in rows]
+            rows = session.execute(statement, {"sender_id": sender_id}).scalars().all()
+        events = [parse_event(data) for data in rows]
         if self.domain and len(events) > 0:
             rasa_logger.debug(f"Recreating tracker from sender id '{sender_id}'")
             tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
@@ -223,6 +228,35 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
             new_events = list(self._additional_events(session, tracker))
         for event in new_events:
             self.event_broker.publish({"sender_id": tracker.sender_id, **event.as_dict()})
+
+
+def events_statement(table: sa.Table, latest_session: bool) -> sa.sql.Select:
+    """The ``data`` of the rows Rasa 3.6.21's ``SQLTrackerStore._event_query`` selects for the
+    bound ``sender_id``, in its order (by id): with ``latest_session``, those from the latest
+    ``SessionStarted`` on (all of them if there is none). Rasa joins the one-row subquery of
+    that timestamp; a scalar subquery compared in the WHERE clause selects the same rows."""
+    sender_id = sa.bindparam("sender_id")
+    query = sa.select(table.c.data).where(table.c.sender_id == sender_id)
+    if latest_session:
+        session_start = (
+            sa.select(sa.func.max(table.c.timestamp))
+            .where(
+                table.c.sender_id == sender_id,
+                table.c.type_name == SessionStarted.type_name,
+            )
+            .scalar_subquery()
+        )
+        query = query.where(sa.or_(table.c.timestamp >= session_start, session_start.is_(None)))
+    return query.order_by(table.c.id)
+
+
+def parse_event(data: str) -> Any:
+    """A stored event's JSON, read by ujson (about twice as fast as the json module on these
+    rows); what ujson refuses (an integer beyond 64 bits, say) is read by the json module."""
+    try:
+        return ujson.loads(data)
+    except (ValueError, OverflowError):
+        return json.loads(data)
 
 
 def _latest_session_start(events: Iterable[Event]) -> float | None:

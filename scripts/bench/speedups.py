@@ -186,6 +186,55 @@ def _past_states(tracker_db: Path) -> dict[str, Any]:
     }
 
 
+def _rule_first(tracker_db: Path) -> dict[str, Any]:
+    """One prediction of the next action after the last message of the longest conversation,
+    by the trained model's whole predict graph (TED included) and by the rule policy first."""
+    from rasa.engine.constants import PLACEHOLDER_TRACKER
+    from rasa.engine.graph import ExecutionContext
+    from rasa.engine.runner.dask import DaskGraphRunner
+    from rasa.engine.storage.local_model_storage import LocalModelStorage
+    from rasa.shared.core.events import UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from bot.rasa_ext import rule_first
+
+    events = stored_conversation(tracker_db)
+    last_message = max(i for i, e in enumerate(events) if e["event"] == UserUttered.type_name)
+    with tempfile.TemporaryDirectory(prefix="bench-model-") as storage_path:
+        storage, metadata = LocalModelStorage.from_model_archive(
+            Path(storage_path), ROOT / "models" / "giftbot.tar.gz"
+        )
+        core = metadata.predict_schema.minimal_graph_schema([metadata.core_target])
+        runner = DaskGraphRunner(core, storage, ExecutionContext(core, metadata.model_id), [])
+        tracker = DialogueStateTracker.from_dict(
+            "bench", events[: last_message + 1], metadata.domain.slots
+        )
+        target = [metadata.core_target]
+
+        plan = rule_first.plan_for(runner)
+        assert plan is not None, "the trained graph is not of the shape rule_first knows"
+        rule = rule_first.ORIGINAL_RUN(runner, {PLACEHOLDER_TRACKER: tracker}, [plan.rule])
+        decided = rule_first.decisive(plan, rule[plan.rule], tracker)
+
+        def before() -> None:  # in one prediction's scope, as the processor runs it
+            with speedups.one_prediction():
+                rule_first.ORIGINAL_RUN(runner, {PLACEHOLDER_TRACKER: tracker}, target)
+
+        def after() -> None:
+            with speedups.one_prediction():
+                runner.run({PLACEHOLDER_TRACKER: tracker}, target)
+
+        return {
+            "name": "ask_the_rule_policy_first",
+            "what": f"predicting the next action after a message, {len(tracker.events)} events "
+            f"({'a rule decides' if decided else 'no rule decides'})",
+            "before_us": _per_call(before),
+            "after_us": _per_call(after),
+            "per_turn": "once per action predicted (about 2.4 a turn); in the bench's "
+            "conversations a rule decided every prediction",
+        }
+
+
 def rule_only_data() -> dict[str, Any] | None:
     """What the trained rule policy reports as rule-only slots and loops (the model's file)."""
     model = ROOT / "models" / "giftbot.tar.gz"
@@ -225,6 +274,7 @@ def measure(tracker_db: Path) -> list[dict[str, Any]]:
             "action returns",
         },
         _past_states(tracker_db),
+        _rule_first(tracker_db),
         *_store_figures(tracker_db),
     ]
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from rasa.core.agent import Agent
+from rasa.engine.constants import PLACEHOLDER_TRACKER
 from rasa.shared.core.events import ActionExecuted, SessionStarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.tensorflow.models import RasaModel
@@ -59,7 +60,12 @@ def weights(model: RasaModel) -> dict[str, np.ndarray]:
 
 
 async def behaviour(agent: Agent) -> list[Any]:
-    """Every parse, and the policies' probabilities after each message of one conversation."""
+    """Every parse, and after each message of one conversation the prediction the assistant
+    makes and each TensorFlow policy's own (the rule policy decides most steps alone:
+    bot/rasa_ext/rule_first.py)."""
+    runner = agent.processor.graph_runner  # type: ignore[union-attr]
+    policies = sorted(name for name in tf_models(agent) if "Policy" in name)
+    assert policies, "no TensorFlow policy in the graph"
     seen: list[Any] = []
     tracker = DialogueStateTracker.from_events(
         "loading", [ActionExecuted("action_session_start"), SessionStarted()], agent.domain.slots
@@ -71,6 +77,8 @@ async def behaviour(agent: Agent) -> list[Any]:
         tracker.update(UserUttered(text, parsed["intent"], parsed["entities"], parsed))
         prediction = agent.processor._predict_next_with_tracker(tracker)
         seen.append((prediction.policy_name, list(prediction.probabilities)))
+        own = runner.run(inputs={PLACEHOLDER_TRACKER: tracker}, targets=policies)
+        seen.extend((name, list(own[name].probabilities)) for name in policies)
         tracker.update(ActionExecuted("action_listen"))
     return seen
 

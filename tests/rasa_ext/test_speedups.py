@@ -3,11 +3,15 @@ inputs: the original (kept in ``speedups.ORIGINALS``) and the replacement side b
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from jsonschema import ValidationError
 from rasa.core.actions.action import RemoteAction
+from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (
     ActionExecuted,
     ActiveLoop,
@@ -18,7 +22,9 @@ from rasa.shared.core.events import (
     SlotSet,
     UserUttered,
 )
+from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.utils.common import all_subclasses
+from rasa.utils.endpoints import EndpointConfig
 from rasa_sdk.events import ActiveLoop as SdkActiveLoop
 from rasa_sdk.events import FollowupAction as SdkFollowupAction
 from rasa_sdk.events import SlotSet as SdkSlotSet
@@ -123,3 +129,53 @@ def test_a_class_defined_later_is_found() -> None:
 def test_a_conversation_deserialises_to_the_same_events() -> None:
     stored = [event.as_dict() for event in A_TURN]
     assert [Event.from_parameters(d) for d in stored] == A_TURN
+
+
+# ------------------------------------------------------------ endpoint requests' JSON
+
+RECORDED = Path(__file__).resolve().parent / "data" / "bench_conversation.json"
+
+
+def _action_call_body() -> dict[str, Any]:
+    """What Rasa sends the action server at the end of the recorded 40-turn conversation."""
+    domain = Domain.load(str(Path(__file__).resolve().parents[2] / "domain.yml"))
+    events = [Event.from_parameters(e) for turn in json.loads(RECORDED.read_text()) for e in turn]
+    tracker = DialogueStateTracker.from_events("recorded", events, domain.slots)
+    body: dict[str, Any] = RemoteAction("balance_form", None)._action_call_format(tracker, domain)
+    return body
+
+
+@pytest.mark.anyio
+async def test_the_action_server_receives_the_json_values_rasa_sends() -> None:
+    """Through a real aiohttp server: the body Rasa's own session writes and the one the
+    speed-up's writes are read back as the same values, for a whole conversation's call and
+    for the values ujson cannot write."""
+    received: list[Any] = []
+
+    async def webhook(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.json_response({"events": []})
+
+    app = web.Application()
+    app.router.add_post("/webhook", webhook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    endpoint = EndpointConfig(f"http://127.0.0.1:{port}/webhook")
+    original = speedups.ORIGINALS["serialise_endpoint_requests_with_ujson"]
+    bodies = [_action_call_body(), {"big": 2**70, "float": 0.1 + 0.2, "text": "a/b é"}]
+    try:
+        for body in bodies:
+            received.clear()
+            await endpoint.request(json=body, method="post")  # the speed-up's session
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(EndpointConfig, "session", original)
+                await endpoint.request(json=body, method="post")  # Rasa's own
+            assert received[0] == received[1] == json.loads(json.dumps(body))
+    finally:
+        await runner.cleanup()
+    session = endpoint.session()
+    assert session._json_serialize is speedups.dumps_json
+    await session.close()

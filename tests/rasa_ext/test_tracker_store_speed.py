@@ -11,6 +11,7 @@ its session began, a failed save tried again, two Rasa servers taking turns on o
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +20,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 from rasa.core.brokers.broker import EventBroker
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.domain import Domain
@@ -34,7 +37,13 @@ from rasa.shared.core.events import (
 from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 
 from bot.settings import get_settings
-from bot.tracker_store import SEALED_SLOTS, RedactingSQLTrackerStore, Redactor
+from bot.tracker_store import (
+    SEALED_SLOTS,
+    RedactingSQLTrackerStore,
+    Redactor,
+    events_statement,
+    parse_event,
+)
 from bot.wallet import codes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -331,3 +340,83 @@ def test_the_redaction_context_read_from_the_latest_event_is_the_one_followed_fr
             assert backward.claim_code_asked == forward.claim_code_asked
             asked.append(forward.claim_code_asked)
         assert True in asked and False in asked
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_the_load_statement_selects_the_rows_of_rasas_query(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """``events_statement`` against Rasa 3.6.21's ``_event_query``, on SQLite and PostgreSQL:
+    two sessions, events stamped at their session's very start and before it, a conversation
+    with no session start, another sender's rows in between, an unknown sender."""
+    if backend == "sqlite":
+        store = RedactingSQLTrackerStore(DOMAIN, dialect="sqlite", db=str(tmp_path / "t.db"))
+    else:
+        store = RedactingSQLTrackerStore(DOMAIN, host=request.getfixturevalue("pg_schema_url"))
+    rows = [
+        ("a", "action", 1.0), ("a", SessionStarted.type_name, 2.0), ("b", "user", 2.5),
+        ("a", "user", 2.0), ("a", "bot", 3.0), ("a", SessionStarted.type_name, 5.0),
+        ("a", "slot", 4.0), ("a", "user", 5.0), ("b", "bot", 6.0), ("a", "bot", 7.0),
+    ]  # fmt: skip
+    table = store.SQLEvent.__table__
+    with store.session_scope() as session:
+        session.execute(
+            table.insert(),
+            [
+                {"sender_id": s, "type_name": t, "timestamp": ts, "data": f"{s}-{n}"}
+                for n, (s, t, ts) in enumerate(rows)
+            ],
+        )
+        session.commit()
+    try:
+        with store.session_scope() as session:
+            for sender, everything in itertools.product(["a", "b", "nobody"], [False, True]):
+                ours = (
+                    session.execute(
+                        events_statement(table, latest_session=not everything),
+                        {"sender_id": sender},
+                    )
+                    .scalars()
+                    .all()
+                )
+                rasas = [
+                    data
+                    for (data,) in store._event_query(session, sender, everything)
+                    .with_entities(store.SQLEvent.data)
+                    .all()
+                ]
+                assert ours == rasas, (sender, everything)
+        with store.session_scope() as session:  # the cases are not all alike
+            latest = session.execute(events_statement(table, True), {"sender_id": "a"})
+            assert latest.scalars().all() == ["a-5", "a-7", "a-9"]
+    finally:
+        store.engine.dispose()
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+    max_leaves=20,
+)
+
+
+@given(JSON_VALUES)
+def test_a_stored_event_is_read_as_the_json_module_reads_it(value: Any) -> None:
+    """ujson, or the json module where ujson refuses (integers beyond 64 bits)."""
+    for stored in (json.dumps(value), json.dumps(value, ensure_ascii=False)):
+        parsed = parse_event(stored)
+        assert parsed == json.loads(stored)
+        assert json.dumps(parsed) == json.dumps(json.loads(stored))  # floats' bits, -0.0 too
+
+
+def test_every_recorded_event_is_read_as_the_json_module_reads_it() -> None:
+    for turn in json.loads(RECORDED.read_text()):
+        for event in turn:
+            stored = json.dumps(event)
+            assert parse_event(stored) == json.loads(stored)
