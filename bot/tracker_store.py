@@ -93,6 +93,10 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
             if database != ":memory:" and not kwargs.get("host"):
                 private_file(Path(database))
         super().__init__(*args, **kwargs)
+        engine: sa.engine.Engine = self.engine  # type: ignore[has-type]
+        if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+            self.engine = pooled_sqlite_engine(engine)
+            self.sessionmaker = sa.orm.sessionmaker(bind=self.engine)
         self._stored: dict[str, _Stored] = {}
         self._statements: dict[bool, sa.sql.Select] = {}
 
@@ -228,6 +232,27 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
             new_events = list(self._additional_events(session, tracker))
         for event in new_events:
             self.event_broker.publish({"sender_id": tracker.sender_id, **event.as_dict()})
+
+
+def pooled_sqlite_engine(engine: sa.engine.Engine) -> sa.engine.Engine:
+    """``make run``'s SQLite tracker store (var/tracker.db) with its connections kept open, in
+    write-ahead-log mode. Rasa 3.6.21's engine (SQLAlchemy 1.4's default for a SQLite file)
+    opens a connection for every session and closes it after, about five a turn (a load, a
+    save, the inbox's read and two writes: bot/rasa_ext/inbox.py), each ~0.7 ms of CPU; and
+    SQLite's rollback journal syncs the disk two or three times a commit and makes a reader
+    wait while another connection commits, while 20 shoppers' turns interleave. Here the
+    connections are pooled (as SQLAlchemy 2.0 does for a SQLite file; each is used by one
+    thread at a time, the inbox's worker threads included, hence ``check_same_thread``) and
+    the file keeps a write-ahead log (SQLite records the mode in the file): a commit syncs
+    once and reads do not wait for writes. As durable as before: synchronous stays FULL, so a
+    committed turn survives a power cut. The -wal and -shm files take the database's 0600."""
+    pooled = sa.create_engine(
+        engine.url, poolclass=sa.pool.QueuePool, connect_args={"check_same_thread": False}
+    )
+    engine.dispose()
+    with pooled.connect() as connection:
+        connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+    return pooled
 
 
 def events_statement(table: sa.Table, latest_session: bool) -> sa.sql.Select:

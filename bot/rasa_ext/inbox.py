@@ -72,6 +72,8 @@ MAX_ATTEMPTS = 3
 """The turn that first received a message, then at most two replays."""
 REPLAY_WITHIN_SECONDS = 3600
 """An orphan older than this is dropped unanswered (the shopper has long moved on)."""
+PURGE_EVERY_SECONDS = 600.0
+"""How often a server drops the stale messages of conversations that never came back."""
 PAUSE_AFTER_FAILURE_SECONDS = 5.0
 """After the inbox's database failed, turns skip the inbox this long (no wait on each turn)."""
 CLIENT_ID_KEY = "message_id"
@@ -139,6 +141,7 @@ class Inbox:
     def __init__(self, engine: Engine, sealing_key: str | None = None) -> None:
         self.engine = engine
         self.sealing_key = sealing_key or get_settings().sealing_key
+        self._purge_due = 0.0
         create_table(engine)
 
     def put(self, message: UserMessage) -> int:
@@ -162,19 +165,29 @@ class Inbox:
             return int(result.inserted_primary_key[0])
 
     def left(self, sender_id: str) -> list[Entry]:
-        """The conversation's messages waiting, oldest first (dropping any too old)."""
-        with self.engine.begin() as connection:
-            connection.execute(
-                inbox_table.delete().where(
-                    inbox_table.c.received_at < time.time() - REPLAY_WITHIN_SECONDS
+        """The conversation's messages waiting, oldest first; any too old are dropped. A read
+        and nothing more on a turn with no orphan (nearly every turn); other conversations'
+        stale messages are purged every :data:`PURGE_EVERY_SECONDS`."""
+        now = time.time()
+        if now >= self._purge_due:
+            self._purge_due = now + PURGE_EVERY_SECONDS
+            with self.engine.begin() as connection:
+                connection.execute(
+                    inbox_table.delete().where(
+                        inbox_table.c.received_at < now - REPLAY_WITHIN_SECONDS
+                    )
                 )
-            )
+        with self.engine.connect() as connection:
             rows = connection.execute(
                 sa.select(inbox_table)
                 .where(inbox_table.c.sender_id == sender_id)
                 .order_by(inbox_table.c.id)
             ).all()
-        return [self._entry(row) for row in rows]
+        stale = [row.id for row in rows if row.received_at < now - REPLAY_WITHIN_SECONDS]
+        if stale:
+            with self.engine.begin() as connection:
+                connection.execute(inbox_table.delete().where(inbox_table.c.id.in_(stale)))
+        return [self._entry(row) for row in rows if row.id not in stale]
 
     def _entry(self, row: Any) -> Entry:
         payload = json.loads(codes.unseal_claim_code(row.sealed, self.sealing_key))

@@ -283,3 +283,22 @@ def test_with_its_database_unreachable_a_turn_goes_on_without_the_inbox(
     finally:
         proxy.cut()
         store.engine.dispose()
+
+
+def test_another_conversations_stale_message_is_purged_by_a_later_turn(
+    store: RedactingSQLTrackerStore,
+) -> None:
+    """A conversation that never comes back leaves nothing for ever: a server purges stale
+    messages at its first turn and every ``PURGE_EVERY_SECONDS`` after (not on every turn: a
+    turn with no orphan only reads the inbox)."""
+    agent, gone, other = _agent(store), _sender(), _sender()
+    stale = _left_by_a_dead_server(store, UserMessage("old", CollectingOutputChannel(), gone))
+    recent = _left_by_a_dead_server(store, UserMessage("new", CollectingOutputChannel(), gone))
+    with store.engine.begin() as connection:
+        connection.execute(
+            inbox.inbox_table.update()
+            .where(inbox.inbox_table.c.id == stale)
+            .values(received_at=time.time() - inbox.REPLAY_WITHIN_SECONDS - 1)
+        )
+    asyncio.run(agent.handle_message(UserMessage("hi", CollectingOutputChannel(), other)))
+    assert [row.id for row in _rows(store)] == [recent]

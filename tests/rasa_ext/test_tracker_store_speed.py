@@ -420,3 +420,17 @@ def test_every_recorded_event_is_read_as_the_json_module_reads_it() -> None:
         for event in turn:
             stored = json.dumps(event)
             assert parse_event(stored) == json.loads(stored)
+
+
+@pytest.mark.anyio
+async def test_a_sqlite_store_keeps_a_write_ahead_log_as_durable_as_before(tmp_path: Path) -> None:
+    store, _ = _store(RedactingSQLTrackerStore, tmp_path / "tracker.db")
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    tracker = DialogueStateTracker.from_events("shopper", _made_turns()[0], DOMAIN.slots)
+    await store.save(tracker)
+    files = sorted(tmp_path.iterdir())
+    assert [f.name for f in files] == ["tracker.db", "tracker.db-shm", "tracker.db-wal"]
+    assert {f.stat().st_mode & 0o777 for f in files} == {0o600}
+    store.engine.dispose()
