@@ -108,6 +108,9 @@ class Settings:
     """The fanout exchange the Rasa servers publish to (the queue is bound to it)."""
     rasa_instances: int
     action_instances: int
+    tracker_cache_check: bool
+    """Check every conversation a Rasa server serves from memory against the database, and fail
+    the turn where they differ (bot/tracker_store.py; the test suite's servers run with it)."""
 
 
 def _int_env(name: str, default: int) -> int:
@@ -266,6 +269,7 @@ def get_settings() -> Settings:
         broker_exchange=os.environ.get("GIFTBOT_BROKER_EXCHANGE") or "giftbot-events",
         rasa_instances=_int_env("GIFTBOT_RASA_INSTANCES", 2),
         action_instances=_int_env("GIFTBOT_ACTION_INSTANCES", 2),
+        tracker_cache_check=_flag_env("GIFTBOT_TRACKER_CACHE_CHECK"),
     )
 
 

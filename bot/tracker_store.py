@@ -25,6 +25,7 @@ the two on recorded conversations, docs/performance.md has the figures).
 
 from __future__ import annotations
 
+import collections
 import copy
 import itertools
 import json
@@ -45,6 +46,7 @@ from rasa.shared.core.events import (
     SessionStarted,
     SlotSet,
     UserUttered,
+    deserialise_events,
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
@@ -63,6 +65,9 @@ inbox.install()
 # ... and its TensorFlow models load without tracing training (bot/rasa_ext/model_loading.py).
 model_loading.install()
 
+KEPT_CONVERSATIONS = 256
+"""Conversations whose latest session a Rasa server keeps in memory between turns (the most
+recently served; a 40-turn conversation is about 1 MB)."""
 REDACTED = "[redacted]"
 SECRET_METADATA = ("customer_token",)
 # Slots kept sealed at rest. claim_code is the secret itself; the others are free text a
@@ -83,6 +88,18 @@ class _Stored:
     tracker: weakref.ref[DialogueStateTracker]
     events: int
     session_start: float | None
+    image: tuple[Event, ...] | None = None
+    """Those events as a load from the database makes them (redacted, deserialised), when
+    known: what :class:`Kept` holds once the tracker is saved."""
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """A conversation's latest session as this store last wrote it (see ``_retrieve``)."""
+
+    version: tuple[int, int]
+    """The conversation's row count and highest row id in the database then."""
+    image: tuple[Event, ...]
 
 
 class RedactingSQLTrackerStore(SQLTrackerStore):
@@ -99,6 +116,8 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
             self.sessionmaker = sa.orm.sessionmaker(bind=self.engine)
         self._stored: dict[str, _Stored] = {}
         self._statements: dict[bool, sa.sql.Select] = {}
+        self._kept: collections.OrderedDict[str, _Kept] = collections.OrderedDict()
+        self._check_kept = get_settings().tracker_cache_check
 
     async def _retrieve(
         self, sender_id: str, fetch_events_from_all_sessions: bool
@@ -107,26 +126,65 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         same order, replayed into a tracker; but only their ``data`` column is read (Rasa built
         an ORM object per row and used nothing else of it), by a statement built once rather
         than an ORM query per call (:func:`events_statement`), parsed by ujson
-        (:func:`parse_event`); and the number of rows read is remembered for ``save``."""
+        (:func:`parse_event`); and the number of rows read is remembered for ``save``.
+
+        And the conversation this store saved last is not read again: the latest session, as a
+        load makes it (the stored events, redacted, deserialised), is kept after each save,
+        with the conversation's row count and highest row id then. A load asks the database
+        for those two numbers; while they are the same, nothing has been stored or deleted for
+        the conversation since (rows are only ever added, under the conversation's lock, and a
+        deletion changes the count), and the kept events are replayed instead of read, parsed
+        and deserialised again: a turn's load costs the same at turn 40 as at turn 4 but for
+        the replay. Another server's turn, a new session, a deletion: the numbers differ and
+        the load reads the database. The events are shared with the trackers made from them,
+        as a load's are with its tracker: nothing changes an event once made. The test suite's
+        servers check every such load against the database (``GIFTBOT_TRACKER_CACHE_CHECK``)."""
         statement = self._statements.get(fetch_events_from_all_sessions)
         if statement is None:
             table = self.SQLEvent.__table__
             statement = events_statement(table, latest_session=not fetch_events_from_all_sessions)
             self._statements[fetch_events_from_all_sessions] = statement
+        kept = None if fetch_events_from_all_sessions else self._kept.get(sender_id)
         with self.session_scope() as session:
-            rows = session.execute(statement, {"sender_id": sender_id}).scalars().all()
-        events = [parse_event(data) for data in rows]
+            if kept is not None and self._version(session, sender_id) == kept.version:
+                self._kept.move_to_end(sender_id)
+                if self._check_kept:
+                    self._check(session, statement, sender_id, kept)
+                events = list(kept.image)
+                rows = None
+            else:
+                rows = session.execute(statement, {"sender_id": sender_id}).scalars().all()
+        if rows is not None:
+            events = deserialise_events([parse_event(data) for data in rows])
         if self.domain and len(events) > 0:
             rasa_logger.debug(f"Recreating tracker from sender id '{sender_id}'")
-            tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+            tracker = DialogueStateTracker.from_events(sender_id, events, self.domain.slots)
             if not fetch_events_from_all_sessions:
-                self._remember(tracker, len(events), _latest_session_start(tracker.events))
+                count = len(rows) if rows is not None else len(events)
+                image = tuple(events) if count == len(events) else None
+                self._remember(tracker, count, _latest_session_start(tracker.events), image)
             return tracker
         rasa_logger.debug(
             f"Can't retrieve tracker matching sender id '{sender_id}' from SQL storage. "
             f"Returning `None` instead."
         )
         return None
+
+    def _version(self, session: Any, sender_id: str) -> tuple[int, int]:
+        """The conversation's row count and highest row id (0, 0 when it has none)."""
+        table = self.SQLEvent.__table__
+        count, highest = session.execute(
+            sa.select(sa.func.count(), sa.func.max(table.c.id)).where(
+                table.c.sender_id == sender_id
+            )
+        ).one()
+        return int(count), int(highest or 0)
+
+    def _check(self, session: Any, statement: Any, sender_id: str, kept: _Kept) -> None:
+        rows = session.execute(statement, {"sender_id": sender_id}).scalars().all()
+        loaded = deserialise_events([parse_event(data) for data in rows])
+        if [_canonical(e) for e in loaded] != [_canonical(e) for e in kept.image]:
+            raise RuntimeError("A conversation kept in memory differs from the database")
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Rasa 3.6.21's ``SQLTrackerStore.save``: stream the new events to the broker, then
@@ -144,6 +202,7 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         """
         known = self._known(tracker)
         self._stored.pop(tracker.sender_id, None)  # until this save is committed
+        self._kept.pop(tracker.sender_id, None)
         with self.session_scope() as session:
             stored = known.events if known is not None else self._count_stored(session, tracker)
             new_events = list(itertools.islice(tracker.events, stored, len(tracker.events)))
@@ -175,12 +234,25 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
                 )
             if rows:  # Rasa's rows, in one statement rather than an ORM object each
                 session.execute(self.SQLEvent.__table__.insert(), rows)
+            session_start = known.session_start if known is not None else None
+            same_session = (known is not None or stored == 0) and _same_session(
+                new_events, session_start
+            )
+            base = () if stored == 0 else known.image if known is not None else None
+            version = self._version(session, tracker.sender_id) if same_session else None
             session.commit()
         rasa_logger.debug(f"Tracker with sender_id '{tracker.sender_id}' stored to database")
-        session_start = known.session_start if known is not None else None
-        if (known is not None or stored == 0) and _same_session(new_events, session_start):
+        if same_session:
             # What Rasa would count next: the same session, grown by what was just stored.
-            self._remember(tracker, stored + len(new_events), session_start)
+            image = None
+            if base is not None and version is not None:
+                added = deserialise_events([parse_event(row["data"]) for row in rows])
+                image = (*base, *added) if len(added) == len(rows) else None
+            self._remember(tracker, stored + len(new_events), session_start, image)
+            if image is not None and version is not None:
+                self._keep(tracker.sender_id, _Kept(version, image))
+        else:
+            self._kept.pop(tracker.sender_id, None)
 
     def _count_stored(self, session: Any, tracker: DialogueStateTracker) -> int:
         """Rasa 3.6.21's count of a conversation's stored events (its latest session)."""
@@ -197,7 +269,11 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         return stored
 
     def _remember(
-        self, tracker: DialogueStateTracker, events: int, session_start: float | None
+        self,
+        tracker: DialogueStateTracker,
+        events: int,
+        session_start: float | None,
+        image: tuple[Event, ...] | None = None,
     ) -> None:
         sender_id = tracker.sender_id
         stored_map = self._stored
@@ -207,7 +283,13 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
             if entry is not None and entry.tracker is reference:
                 del stored_map[sender_id]
 
-        stored_map[sender_id] = _Stored(weakref.ref(tracker, forget), events, session_start)
+        stored_map[sender_id] = _Stored(weakref.ref(tracker, forget), events, session_start, image)
+
+    def _keep(self, sender_id: str, kept: _Kept) -> None:
+        self._kept[sender_id] = kept
+        self._kept.move_to_end(sender_id)
+        while len(self._kept) > KEPT_CONVERSATIONS:
+            self._kept.popitem(last=False)
 
     def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Iterator[Event]:
         new_events = list(super()._additional_events(session, tracker))
@@ -253,6 +335,10 @@ def pooled_sqlite_engine(engine: sa.engine.Engine) -> sa.engine.Engine:
     with pooled.connect() as connection:
         connection.exec_driver_sql("PRAGMA journal_mode=WAL")
     return pooled
+
+
+def _canonical(event: Event) -> str:
+    return json.dumps(event.as_dict(), sort_keys=True)
 
 
 def events_statement(table: sa.Table, latest_session: bool) -> sa.sql.Select:

@@ -61,6 +61,9 @@ def server_env(extra_env: dict[str, str] | None = None) -> dict[str, str]:
         # (tests/security/ starts its own servers with the real limits).
         "GIFTBOT_RATE_LIMIT_MESSAGES": "100000",
         "GIFTBOT_RATE_LIMIT_CONNECTS": "100000",
+        # Every conversation a server serves from memory is checked against the database, and
+        # a difference fails the turn (bot/tracker_store.py): the whole suite checks that.
+        "GIFTBOT_TRACKER_CACHE_CHECK": "1",
         # Rasa sends it to the action server (endpoints.yml), which refuses calls without it.
         "GIFTBOT_ACTION_SERVER_SECRET": get_settings().action_server_secret,
         **(extra_env or {}),

@@ -36,6 +36,7 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 
+from bot import tracker_store
 from bot.settings import get_settings
 from bot.tracker_store import (
     SEALED_SLOTS,
@@ -231,7 +232,9 @@ async def test_a_loaded_conversation_is_saved_without_counting_it_again(tmp_path
     for event in second:
         tracker.update(event, DOMAIN)
     await store.save(tracker)
-    counts = [s for s, _ in statements if "count(" in s.lower()]
+    # Rasa counts the latest session's rows (a count over the session-start subquery); the
+    # store asks only for the conversation's row count and highest id (its kept version).
+    counts = [s for s, _ in statements if "count(" in s.lower() and "timestamp" in s.lower()]
     inserts = [p for s, p in statements if s.lstrip().upper().startswith("INSERT")]
     assert counts == []
     assert [len(rows) for rows in inserts] == [len(second)]  # one statement, a row per event
@@ -282,21 +285,24 @@ async def test_a_failed_save_tried_again_stores_each_event_once(tmp_path: Path) 
 @pytest.mark.anyio
 async def test_two_servers_taking_turns_store_what_one_server_stores(tmp_path: Path) -> None:
     """The scaled topology: a conversation's turns go to either Rasa server (one at a time, under
-    the conversation's lock); each server's store loads what the other stored."""
+    the conversation's lock); each server's store loads what the other stored, not what it
+    kept from its own last turn."""
     conversation = _recorded_turns()
     one, _ = _store(AsInRasa, tmp_path / "one.db")
-    await _converse(one, "dee", conversation)
+    loaded_by_one = await _converse(one, "dee", conversation)
     first, _ = _store(RedactingSQLTrackerStore, tmp_path / "shared.db")
     other, _ = _store(RedactingSQLTrackerStore, tmp_path / "shared.db")
-    kept = []  # the trackers stay alive, as a server's may between turns
+    kept, loaded = [], []  # the trackers stay alive, as a server's may between turns
     for number, events in enumerate(conversation):
         store = (first, other)[number % 2]
         tracker = await store.get_or_create_tracker("dee", append_action_listen=False)
+        loaded.append(_state(tracker))
         for event in events:
             tracker.update(copy.deepcopy(event), DOMAIN)
         await store.save(tracker)
         kept.append(tracker)
     assert _rows(first) == _rows(one)
+    assert loaded == loaded_by_one[: len(conversation)]
 
 
 @pytest.mark.anyio
@@ -434,3 +440,91 @@ async def test_a_sqlite_store_keeps_a_write_ahead_log_as_durable_as_before(tmp_p
     assert [f.name for f in files] == ["tracker.db", "tracker.db-shm", "tracker.db-wal"]
     assert {f.stat().st_mode & 0o777 for f in files} == {0o600}
     store.engine.dispose()
+
+
+def _statements_of(store: RedactingSQLTrackerStore) -> list[str]:
+    seen: list[str] = []
+    sa.event.listen(
+        store.engine,
+        "before_cursor_execute",
+        lambda conn, cursor, statement, *rest: seen.append(statement),
+    )
+    return seen
+
+
+@pytest.mark.anyio
+async def test_a_conversation_saved_here_is_loaded_from_memory_as_the_database_has_it(
+    tmp_path: Path,
+) -> None:
+    """The next turn's load replays the kept session instead of reading its rows; the tracker
+    is the one a load from the database makes (another store on the same file), turn by turn
+    through the recorded conversation."""
+    store, _ = _store(RedactingSQLTrackerStore, tmp_path / "t.db")
+    reader, _ = _store(RedactingSQLTrackerStore, tmp_path / "t.db")
+    statements = _statements_of(store)
+    read_rows = []
+    for events in _recorded_turns():
+        statements.clear()
+        tracker = await store.get_or_create_tracker("eve", append_action_listen=False)
+        fresh = await reader.retrieve("eve")
+        assert _state(tracker) == (_state(fresh) if fresh is not None else _state(tracker))
+        read_rows.append(any("events.data" in s for s in statements))
+        for event in events:
+            tracker.update(copy.deepcopy(event), DOMAIN)
+        await store.save(tracker)
+    # Read: the first turn (nothing stored yet) and the one after it, whose turn started the
+    # session (a new session is loaded from the database); every later turn came from memory.
+    assert read_rows[:2] == [True, True] and not any(read_rows[2:])
+
+
+@pytest.mark.anyio
+async def test_a_deletion_or_a_new_session_is_read_from_the_database(tmp_path: Path) -> None:
+    store, _ = _store(RedactingSQLTrackerStore, tmp_path / "t.db")
+    first, second, third, fourth = _made_turns()[:4]
+    await _converse(store, "fay", [first, second])
+    assert "fay" in store._kept
+    with store.engine.begin() as connection:  # an erasure of the conversation's oldest row
+        connection.exec_driver_sql(
+            "DELETE FROM events WHERE id = (SELECT min(id) FROM events WHERE sender_id = 'fay')"
+        )
+    reader, _ = _store(RedactingSQLTrackerStore, tmp_path / "t.db")
+    expected = await reader.retrieve("fay")
+    assert _state(await store.retrieve("fay")) == _state(expected)
+    # _made_turns' fourth turn starts a second session: Rasa's load then holds only that one.
+    await _converse(store, "fay", [third])
+    assert "fay" in store._kept
+    await _converse(store, "fay", [fourth])
+    assert "fay" not in store._kept
+    assert _state(await store.retrieve("fay")) == _state(await reader.retrieve("fay"))
+
+
+@pytest.mark.anyio
+async def test_with_the_check_on_a_kept_session_that_differs_fails_the_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The test suite's servers run with ``GIFTBOT_TRACKER_CACHE_CHECK``: were an event kept in
+    memory ever changed in place, the turn would fail rather than go on from it."""
+    monkeypatch.setenv("GIFTBOT_TRACKER_CACHE_CHECK", "1")
+    get_settings.cache_clear()
+    try:
+        store, _ = _store(RedactingSQLTrackerStore, tmp_path / "t.db")
+    finally:  # the other tests' settings stay as they were
+        monkeypatch.delenv("GIFTBOT_TRACKER_CACHE_CHECK")
+        get_settings.cache_clear()
+    await _converse(store, "gus", _made_turns()[:2])
+    assert await store.retrieve("gus") is not None  # the same: loads
+    kept_message = next(e for e in store._kept["gus"].image if isinstance(e, UserUttered))
+    kept_message.text = "changed in place"
+    with pytest.raises(RuntimeError, match="differs from the database"):
+        await store.retrieve("gus")
+
+
+@pytest.mark.anyio
+async def test_only_the_most_recent_conversations_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tracker_store, "KEPT_CONVERSATIONS", 2)
+    store, _ = _store(RedactingSQLTrackerStore, tmp_path / "t.db")
+    for sender in ("a", "b", "c"):
+        await _converse(store, sender, _made_turns()[:2])
+    assert list(store._kept) == ["b", "c"]
