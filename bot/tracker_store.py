@@ -65,6 +65,8 @@ inbox.install()
 # ... and its TensorFlow models load without tracing training (bot/rasa_ext/model_loading.py).
 model_loading.install()
 
+CACHE_DIFFERS = "A conversation kept in memory differs from the database"
+"""Logged, and raised, by a check of the kept conversations (``tracker_cache_check``)."""
 KEPT_CONVERSATIONS = 256
 """Conversations whose latest session a Rasa server keeps in memory between turns (the most
 recently served; a 40-turn conversation is about 1 MB)."""
@@ -77,6 +79,7 @@ SEALED_SLOTS = frozenset({"claim_code", "purchaser_name", "recipient_name", "del
 
 # Rasa's own logger for what this store logs as Rasa 3.6.21's SQLTrackerStore did.
 rasa_logger = logging.getLogger("rasa.core.tracker_store")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -184,7 +187,8 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         rows = session.execute(statement, {"sender_id": sender_id}).scalars().all()
         loaded = deserialise_events([parse_event(data) for data in rows])
         if [_canonical(e) for e in loaded] != [_canonical(e) for e in kept.image]:
-            raise RuntimeError("A conversation kept in memory differs from the database")
+            logger.critical(CACHE_DIFFERS)
+            raise RuntimeError(CACHE_DIFFERS)
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Rasa 3.6.21's ``SQLTrackerStore.save``: stream the new events to the broker, then

@@ -70,6 +70,18 @@ def server_env(extra_env: dict[str, str] | None = None) -> dict[str, str]:
     }
 
 
+def no_kept_conversation_differed(logs: Path) -> None:
+    """Fail the tests that used these servers if any Rasa server found a conversation it kept in
+    memory different from the database (``GIFTBOT_TRACKER_CACHE_CHECK``, bot/tracker_store.py):
+    Rasa's FailSafeTrackerStore turns the error into a new conversation, which a test may not
+    notice; the log line is kept."""
+    from bot.tracker_store import CACHE_DIFFERS
+
+    for log in sorted(logs.glob("rasa*.log")):
+        if CACHE_DIFFERS in log.read_text(errors="replace"):
+            raise AssertionError(f"{log}: {CACHE_DIFFERS}")
+
+
 def actions_command(port: int) -> list[str]:
     return [
         str(BIN / "python"),
@@ -195,6 +207,7 @@ class Servers:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
+        no_kept_conversation_differed(self.var_dir / "log")
 
     def chat(self, token: str | None = None) -> Chat:
         return Chat(self.rasa_url, f"test-{uuid.uuid4().hex[:12]}", token)
@@ -356,6 +369,7 @@ class Topology:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        no_kept_conversation_differed(self.var_dir / "log")
 
     def chat(self, token: str | None = None, rasa_url: str | None = None) -> Chat:
         return Chat(rasa_url or self.rasa_url, f"test-{uuid.uuid4().hex[:12]}", token)
