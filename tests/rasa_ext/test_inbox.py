@@ -77,6 +77,16 @@ def _rows(store: RedactingSQLTrackerStore) -> list[Any]:
         return list(connection.execute(sa.select(inbox.inbox_table)).all())
 
 
+def _make_stale(store: RedactingSQLTrackerStore, entry_id: int) -> None:
+    """As if the message had waited in the inbox longer than a replay is worth."""
+    with store.engine.begin() as connection:
+        connection.execute(
+            inbox.inbox_table.update()
+            .where(inbox.inbox_table.c.id == entry_id)
+            .values(received_at=time.time() - inbox.REPLAY_WITHIN_SECONDS - 1)
+        )
+
+
 def _left_by_a_dead_server(store: RedactingSQLTrackerStore, message: UserMessage) -> int:
     """What a server killed mid-turn leaves: the message it wrote before the turn."""
     return inbox.Inbox(store.engine).put(message)
@@ -228,12 +238,7 @@ def test_a_failed_turn_leaves_nothing_and_a_cancelled_one_leaves_its_message(
 def test_an_orphan_left_too_long_is_dropped(store: RedactingSQLTrackerStore) -> None:
     agent, sender = _agent(store), _sender()
     entry = _left_by_a_dead_server(store, UserMessage("old", CollectingOutputChannel(), sender))
-    with store.engine.begin() as connection:
-        connection.execute(
-            inbox.inbox_table.update()
-            .where(inbox.inbox_table.c.id == entry)
-            .values(received_at=time.time() - inbox.REPLAY_WITHIN_SECONDS - 1)
-        )
+    _make_stale(store, entry)
     asyncio.run(agent.handle_message(UserMessage("new", CollectingOutputChannel(), sender)))
     assert [text for text, _, _ in agent.processor.turns] == ["new"]  # type: ignore[union-attr]
     assert _rows(store) == []
@@ -294,11 +299,6 @@ def test_another_conversations_stale_message_is_purged_by_a_later_turn(
     agent, gone, other = _agent(store), _sender(), _sender()
     stale = _left_by_a_dead_server(store, UserMessage("old", CollectingOutputChannel(), gone))
     recent = _left_by_a_dead_server(store, UserMessage("new", CollectingOutputChannel(), gone))
-    with store.engine.begin() as connection:
-        connection.execute(
-            inbox.inbox_table.update()
-            .where(inbox.inbox_table.c.id == stale)
-            .values(received_at=time.time() - inbox.REPLAY_WITHIN_SECONDS - 1)
-        )
+    _make_stale(store, stale)
     asyncio.run(agent.handle_message(UserMessage("hi", CollectingOutputChannel(), other)))
     assert [row.id for row in _rows(store)] == [recent]

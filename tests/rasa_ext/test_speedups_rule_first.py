@@ -8,33 +8,25 @@ so the other policies run), and after a rejected action.
 from __future__ import annotations
 
 import copy
-import json
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from rasa.core.policies.policy import PolicyPrediction
 from rasa.engine.constants import PLACEHOLDER_TRACKER
 from rasa.engine.graph import ExecutionContext
 from rasa.engine.runner.dask import DaskGraphRunner
-from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (
     ActionExecuted,
     ActionExecutionRejected,
-    Event,
     UserUttered,
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 
 import bot.tracker_store  # noqa: F401 - what Rasa imports: installs the speed-ups
 from bot.rasa_ext import rule_first
-
-ROOT = Path(__file__).resolve().parents[2]
-MODEL = ROOT / "models" / "giftbot.tar.gz"
-RECORDED = Path(__file__).resolve().parent / "data" / "bench_conversation.json"
+from tests.rasa_ext.recorded import recorded_trackers, trained_model
 
 
 @dataclass
@@ -47,10 +39,7 @@ class Graph:
 
 @pytest.fixture(scope="module")
 def graph() -> Iterator[Graph]:
-    if not MODEL.exists():
-        raise RuntimeError(f"no trained model at {MODEL}: run `make test`, which trains it first")
-    with tempfile.TemporaryDirectory() as storage_path:
-        storage, metadata = LocalModelStorage.from_model_archive(Path(storage_path), MODEL)
+    with trained_model() as (storage, metadata):
         core = metadata.predict_schema.minimal_graph_schema([metadata.core_target])
         runner = DaskGraphRunner(core, storage, ExecutionContext(core, metadata.model_id), [])
         nlu = metadata.predict_schema.minimal_graph_schema([metadata.nlu_target])
@@ -58,17 +47,6 @@ def graph() -> Iterator[Graph]:
         plan = rule_first.plan_for(runner)
         assert plan is not None
         yield Graph(runner, plan, metadata.domain, nlu_runner)
-
-
-def _recorded(domain: Domain) -> list[DialogueStateTracker]:
-    events = [Event.from_parameters(e) for turn in json.loads(RECORDED.read_text()) for e in turn]
-    tracker = DialogueStateTracker("recorded", domain.slots)
-    trackers = []
-    for event in events:
-        if isinstance(event, ActionExecuted) and tracker.events:
-            trackers.append(tracker.copy())
-        tracker.update(event, domain)
-    return trackers
 
 
 def _both_ways(graph: Graph, tracker: DialogueStateTracker) -> tuple[PolicyPrediction, ...]:
@@ -99,7 +77,7 @@ def test_the_plan_names_the_trained_graphs_policies(graph: Graph) -> None:
 
 
 def test_every_prediction_is_the_whole_graphs(graph: Graph) -> None:
-    recorded = _recorded(graph.domain)
+    recorded = recorded_trackers(graph.domain)
     out_of_place = []
     for tracker in recorded:
         odd = tracker.copy()
@@ -120,7 +98,7 @@ def test_every_prediction_is_the_whole_graphs(graph: Graph) -> None:
 def test_a_rejected_action_is_not_decided_by_the_rule_that_predicted_it(graph: Graph) -> None:
     tracker = next(
         t
-        for t in _recorded(graph.domain)
+        for t in recorded_trackers(graph.domain)
         if t.active_loop_name and rule_first.decisive(graph.plan, _rule(graph, t), t)
     )
     predicted = graph.domain.action_names_or_texts[_rule(graph, tracker).max_confidence_index]

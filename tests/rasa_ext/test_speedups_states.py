@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import copy
 import itertools
-import json
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -25,19 +22,16 @@ from rasa.core.processor import MessageProcessor
 from rasa.engine.constants import PLACEHOLDER_TRACKER
 from rasa.engine.graph import ExecutionContext
 from rasa.engine.runner.dask import DaskGraphRunner
-from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.shared.core.constants import USER
 from rasa.shared.core.domain import Domain, State
-from rasa.shared.core.events import ActionExecuted, Event, UserUttered
+from rasa.shared.core.events import UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.training_data.features import Features
 
 import bot.tracker_store  # noqa: F401 - what Rasa imports: installs the speed-ups
 from bot.rasa_ext import speedups
+from tests.rasa_ext.recorded import ROOT, recorded_trackers, trained_model
 
-ROOT = Path(__file__).resolve().parents[2]
-MODEL = ROOT / "models" / "giftbot.tar.gz"
-RECORDED = Path(__file__).resolve().parent / "data" / "bench_conversation.json"
 DOMAIN = Domain.load(str(ROOT / "domain.yml"))
 ORIGINAL_STATES, ORIGINAL_APPLIED, ORIGINAL_PREDICT = speedups.ORIGINALS[
     "share_past_states_within_a_prediction"
@@ -53,18 +47,6 @@ RULE_ONLY = {
 CALLS = [(False, True), (False, False), (False, False), (False, True)]
 
 
-def _recorded_trackers(domain: Domain) -> list[DialogueStateTracker]:
-    """The conversation before each action of it (what the policies were asked about)."""
-    events = [Event.from_parameters(e) for turn in json.loads(RECORDED.read_text()) for e in turn]
-    tracker = DialogueStateTracker("recorded", domain.slots)
-    trackers = []
-    for event in events:
-        if isinstance(event, ActionExecuted) and tracker.events:
-            trackers.append(tracker.copy())
-        tracker.update(event, domain)
-    return trackers
-
-
 def _sharing(states: list[State]) -> list[list[tuple[str, int]]]:
     """Which earlier state each sub-state object is shared with (Rasa reuses the previous
     message's sub-state for the turns after it; a policy then edits the last one in place)."""
@@ -76,7 +58,7 @@ def _sharing(states: list[State]) -> list[list[tuple[str, int]]]:
 
 
 def test_each_call_in_a_prediction_gets_the_states_rasa_computes() -> None:
-    trackers = _recorded_trackers(DOMAIN)
+    trackers = recorded_trackers(DOMAIN)
     assert len(trackers) > 80  # 40 turns
     for tracker, calls in itertools.product(trackers, (CALLS, CALLS[::-1])):
         with speedups.one_prediction():
@@ -96,7 +78,7 @@ def test_within_one_prediction_the_states_are_computed_once() -> None:
     """What saves the time: the second call is answered from the first. (It may be, because
     nothing changes a tracker while the policies predict; an event changed in place here, as
     no policy does, shows the answer came from the memo.)"""
-    tracker = _recorded_trackers(DOMAIN)[-1]
+    tracker = recorded_trackers(DOMAIN)[-1]
     with speedups.one_prediction():
         first = DOMAIN.states_for_tracker_history(tracker, False, False, RULE_ONLY)
         latest = next(e for e in reversed(tracker.events) if isinstance(e, UserUttered))
@@ -131,10 +113,7 @@ class Trained:
 
 @pytest.fixture(scope="module")
 def trained() -> Iterator[Trained]:
-    if not MODEL.exists():
-        raise RuntimeError(f"no trained model at {MODEL}: run `make test`, which trains it first")
-    with tempfile.TemporaryDirectory() as storage_path:
-        storage, metadata = LocalModelStorage.from_model_archive(Path(storage_path), MODEL)
+    with trained_model() as (storage, metadata):
         schema = metadata.predict_schema
         nodes = {node.uses.__name__: name for name, node in schema.nodes.items()}
         memo, rule, ted = nodes["MemoizationPolicy"], nodes["RulePolicy"], nodes["TEDPolicy"]
@@ -192,7 +171,7 @@ def _predict(trained: Trained, tracker: DialogueStateTracker) -> dict[str, Any]:
 
 
 def test_the_policies_predict_what_they_predict_with_rasas_code(trained: Trained) -> None:
-    trackers = _recorded_trackers(trained.domain)
+    trackers = recorded_trackers(trained.domain)
     decided = {"memoization": 0, "rule": 0}
     for tracker in trackers:
         with speedups.one_prediction():
@@ -210,7 +189,7 @@ def test_the_processor_runs_the_policies_within_one_prediction(trained: Trained)
     processor = object.__new__(MessageProcessor)  # its graph runner and model's target only
     processor.graph_runner = trained.runner
     processor.model_metadata = SimpleNamespace(core_target=trained.rule)
-    tracker = _recorded_trackers(trained.domain)[-1]
+    tracker = recorded_trackers(trained.domain)[-1]
     RecordingRunner.within.clear()
     prediction = MessageProcessor._predict_next_with_tracker(processor, copy.deepcopy(tracker))
     assert RecordingRunner.within == [True]
