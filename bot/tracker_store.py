@@ -93,7 +93,7 @@ class _Stored:
     session_start: float | None
     image: tuple[Event, ...] | None = None
     """Those events as a load from the database makes them (redacted, deserialised), when
-    known: what :class:`Kept` holds once the tracker is saved."""
+    known: what :class:`_Kept` holds once the tracker is saved."""
 
 
 @dataclass(frozen=True)
@@ -255,8 +255,6 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
             self._remember(tracker, stored + len(new_events), session_start, image)
             if image is not None and version is not None:
                 self._keep(tracker.sender_id, _Kept(version, image))
-        else:
-            self._kept.pop(tracker.sender_id, None)
 
     def _count_stored(self, session: Any, tracker: DialogueStateTracker) -> int:
         """Rasa 3.6.21's count of a conversation's stored events (its latest session)."""
