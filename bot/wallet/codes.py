@@ -17,6 +17,8 @@ SERIAL_LENGTH = 19
 SERIAL_PREFIX = "17"
 CLAIM_CODE_LENGTHS = (14, 15)
 MIN_GROUP_LENGTH = 3
+PRINTED_GROUP_ENDS = (4, 10)
+"""Where the printed groups of a claim code end (AQ4T-B7XWZC-9M2P: format_claim_code)."""
 # Generated codes avoid characters that are easy to misread (0/O, 1/I/L).
 CLAIM_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 AMBIGUOUS_CHARACTERS = frozenset("0O1IL")
@@ -134,7 +136,8 @@ def has_ambiguous_characters(claim_code: str) -> bool:
 
 def format_claim_code(claim_code: str) -> str:
     """Group a canonical code the way it is printed: 4-6-rest (e.g. AQ4T-B7XWZC-9M2P)."""
-    return f"{claim_code[:4]}-{claim_code[4:10]}-{claim_code[10:]}"
+    first, second = PRINTED_GROUP_ENDS
+    return f"{claim_code[:first]}-{claim_code[first:second]}-{claim_code[second:]}"
 
 
 def generate_claim_code(length: int = 14) -> str:
@@ -315,7 +318,16 @@ class Found:
 
 
 def find_codes(text: str) -> list[Found]:
-    """Every serial number, order number and claim code in free text, in order, no overlaps."""
+    """Every serial number, order number and claim code in free text, in order, no overlaps.
+
+    In free text a claim code's groups must look printed (a digit, or capitals: ``_GROUP``);
+    but a message that is nothing but a claim code, in any spelling :func:`parse_claim_code`
+    accepts ("hbnj jdm5m6 dmpe", groups two spaces apart, " - " between them), is one: it is
+    how shoppers answer "please type the claim code", and read as words it was taken for
+    something out of scope."""
+    whole = _whole_claim_code(text)
+    if whole is not None:
+        return [whole]
     found = _find_numbers(text)
 
     def free(start: int, end: int) -> bool:
@@ -356,6 +368,23 @@ def _find_numbers(text: str) -> list[Found]:
             if all(match.end() <= f.start or match.start() >= f.end for f in found):
                 found.append(Found(label, match.start(), match.end(), parse(match.group())))
     return found
+
+
+def _whole_claim_code(text: str) -> Found | None:
+    """``text`` as one claim code when that is all it is, grouped as printed (4-6-rest, groups
+    joined or not, in any case, with any separators): "card 1234 dollars" parses as a
+    15-character code but is grouped 4-4-7, and is none."""
+    stripped = text.strip()
+    if not stripped or not _parses(stripped):
+        return None
+    boundaries, length = set(), 0
+    for group in _SEPARATORS.split(stripped)[:-1]:
+        length += len(group)
+        boundaries.add(length)
+    if not boundaries <= set(PRINTED_GROUP_ENDS):
+        return None
+    start = text.index(stripped)
+    return Found("claim_code", start, start + len(stripped), parse_claim_code(stripped))
 
 
 def _claim_code_at(text: str, tokens: list[re.Match[str]], first: int) -> tuple[Found, int] | None:

@@ -193,6 +193,22 @@ def test_signed_out_claim_code_help_looks_nothing_up(servers: Servers) -> None:
     assert_no_claim_code_echoed(chat, REDEEMED.claim_code)
 
 
+@pytest.mark.parametrize("run", range(12))
+def test_a_claim_code_typed_in_any_printed_spelling_is_taken_as_the_answer(
+    servers: Servers, run: int
+) -> None:
+    """Random codes, as the probe types them (tests/security/test_probe.py): read as words,
+    some were taken for something out of scope ("Sorry, I can only help with gift cards")."""
+    code = codes.generate_claim_code()
+    a, b, c = code[:4], code[4:10], code[10:]
+    for spelling in (f"{a} {b} {c}".lower(), f"{a}  {b}  {c}", f"{a} - {b} - {c}", f"{a}{b} {c}"):
+        chat = servers.chat()
+        chat.say("my claim code doesn't work")
+        reply = chat.say(spelling)
+        assert "sign in" in reply and "only help with gift cards" not in reply, spelling
+        assert_no_claim_code_echoed(chat, code)
+
+
 def test_a_valid_code_is_redeemed_after_diagnosis(
     servers: Servers, wallet: WalletRepository
 ) -> None:

@@ -469,9 +469,21 @@ def test_find_codes_skips_a_leading_capitalised_word() -> None:
     assert [(f.label, f.value) for f in found] == [("claim_code", "AQ4TB7XWZC9M2P")]
 
 
+@pytest.mark.parametrize("run", range(50))
+def test_a_message_that_is_only_a_claim_code_is_one_in_every_printed_spelling(run: int) -> None:
+    """How shoppers answer "please type the claim code", every spelling the probe tests use
+    (tests/security/test_probe.py): lower case, two spaces, " - ", the first groups joined."""
+    code = codes.generate_claim_code(codes.CLAIM_CODE_LENGTHS[run % 2])
+    a, b, c = code[:4], code[4:10], code[10:]
+    for text in (f"{a} {b} {c}".lower(), f"{a}  {b}  {c}", f" {a} - {b} - {c} ", f"{a}{b} {c}"):
+        assert [(f.label, f.value) for f in _check_found(text)] == [("claim_code", code)], text
+
+
 @pytest.mark.parametrize(
     "text",
     [
+        "card 1234 dollars",  # parses as a 15-character code, but grouped 4-4-7: not printed
+        "card1234 dollars9",
         "I have a card worth 1234 dollars",
         "my serial is 17123456789012345678",  # 20 digits: not a serial
         "call 555-123-4567",
