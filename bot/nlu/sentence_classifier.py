@@ -150,18 +150,15 @@ class SentenceIntentClassifier(IntentClassifier, GraphComponent):
     ) -> SentenceIntentClassifier:
         return cls(config, model_storage, resource)
 
-    def _features(self, messages: list[Message], width: int) -> scipy.sparse.csr_matrix:
-        dense = scipy.sparse.csr_matrix(sentence_vectors(messages))
-        sparse = sparse_vectors(messages, width) * self._config["sparse_weight"]
-        return scipy.sparse.hstack([dense, sparse]).tocsr()
-
     def train(self, training_data: TrainingData) -> Resource:
         examples = [m for m in training_data.intent_examples if m.get(TEXT) and m.get(INTENT)]
         width = 0
         if self._config["sparse_weight"] > 0:
             _, first = examples[0].get_sparse_features(TEXT)
             width = first.features.shape[1] if first is not None else 0
-        features = self._features(examples, width)
+        dense = sentence_vectors(examples)
+        sparse = sparse_vectors(examples, width) * self._config["sparse_weight"]
+        features = scipy.sparse.hstack([scipy.sparse.csr_matrix(dense), sparse]).tocsr()
         # Full intents: an FAQ example is learnt as its answer ("faq/expiry").
         labels = np.array([m.get_full_intent() for m in examples])
         regression = LogisticRegression(
@@ -177,7 +174,6 @@ class SentenceIntentClassifier(IntentClassifier, GraphComponent):
             if key.removeprefix("utter_") in retrieval
         }
         self._responses = responses
-        dense = sentence_vectors(examples)
         self._arrays = {
             "coef": regression.coef_.astype(np.float32),
             "intercept": regression.intercept_.astype(np.float32),

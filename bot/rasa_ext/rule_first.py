@@ -25,9 +25,10 @@ always. Decisive means, as ``_pick_best_policy`` would see it:
   user input, the flags by which the ensemble sets predictions aside.
 
 A graph of any other shape (another policy, another ensemble, hooks, more than one rule
-policy) is run as Rasa runs it. Tested in tests/rasa_ext/test_rule_first.py: the same
-prediction as the full graph for every step of the recorded bench conversation and of the
-conversation tests' stories, with TED loaded.
+policy) is run as Rasa runs it. Tested in tests/rasa_ext/test_speedups_rule_first.py: the
+same prediction as the full graph, TED loaded, for every step of the recorded bench
+conversation, for each of those steps followed by an out-of-place message (no rule decides),
+and after a rejected action.
 """
 
 from __future__ import annotations

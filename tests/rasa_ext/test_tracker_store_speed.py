@@ -467,7 +467,8 @@ async def test_a_conversation_saved_here_is_loaded_from_memory_as_the_database_h
         statements.clear()
         tracker = await store.get_or_create_tracker("eve", append_action_listen=False)
         fresh = await reader.retrieve("eve")
-        assert _state(tracker) == (_state(fresh) if fresh is not None else _state(tracker))
+        if fresh is not None:  # nothing stored before the first turn
+            assert _state(tracker) == _state(fresh)
         read_rows.append(any("events.data" in s for s in statements))
         for event in events:
             tracker.update(copy.deepcopy(event), DOMAIN)
