@@ -32,14 +32,13 @@ from jsonschema import validators
 from jsonschema.exceptions import best_match
 from rasa.core.actions.action import RemoteAction
 from rasa.core.processor import MessageProcessor
-from rasa.shared.core.constants import PREVIOUS_ACTION, SLOTS
 from rasa.shared.core.domain import Domain, State
 from rasa.shared.core.events import Event
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.utils.common import all_subclasses
 from rasa.utils.endpoints import EndpointConfig
 
-from bot.rasa_ext import rule_first
+from bot.rasa_ext import past_states, rule_first
 
 ORIGINALS: dict[str, Any] = {}
 """What each speed-up replaced, by its name: for the tests that compare the two."""
@@ -120,11 +119,13 @@ def share_past_states_within_a_prediction() -> None:
     it (a 40-turn conversation: about 250 events, 7-8 passes a turn).
 
     Here, during one prediction (and only then), the states are computed once per tracker,
-    event list and arguments, both variants the policies ask for in one pass
-    (``_both_variants``), and each caller is given its own copy (``_copy_states``): the same
-    states, with the same shared sub-states (a policy changes the last one in place), as a
-    fresh call would make; the applied events likewise, once per tracker and event list. Nothing changes the tracker while the policies run, and the memo ends with the
-    prediction."""
+    event list and arguments, both variants the policies ask for in one pass, going on from
+    where the conversation's previous prediction left off (``past_states.both_variants``: a
+    pass over the new events only, in this turn and the next), and each caller is given its
+    own copy (``_copy_states``): the same states, with the same shared sub-states (a policy
+    changes the last one in place), as a fresh call would make; the applied events likewise,
+    once per tracker and event list. Nothing changes the tracker while the policies run, and
+    the memo ends with the prediction."""
     original_states = Domain.states_for_tracker_history
     original_applied = DialogueStateTracker.applied_events
     original_predict = MessageProcessor._predict_next_with_tracker
@@ -154,7 +155,9 @@ def share_past_states_within_a_prediction() -> None:
             # Both variants the policies ask for, in one pass over the conversation, kept as
             # made (no caller has them yet; each gets a copy); the tracker and its events
             # stay alive with the memo: no id in a key is reused.
-            variants = _both_variants(self, tracker, omit_unset_slots, rule_only_data)
+            variants = past_states.both_variants(
+                self, tracker, omit_unset_slots, rule_only_data, key[-1]
+            )
             alive = (tracker, list(tracker.events))
             for ignore, states in zip((False, True), variants, strict=True):
                 other = _states_key(self, tracker, omit_unset_slots, ignore, rule_only_data)
@@ -178,44 +181,6 @@ def share_past_states_within_a_prediction() -> None:
     Domain.states_for_tracker_history = states_for_tracker_history
     DialogueStateTracker.applied_events = applied_events
     MessageProcessor._predict_next_with_tracker = _predict_next_with_tracker
-
-
-def _both_variants(
-    domain: Domain,
-    tracker: DialogueStateTracker,
-    omit_unset_slots: bool,
-    rule_only_data: dict[str, Any] | None,
-) -> tuple[list[State], list[State]]:
-    """``Domain.states_for_tracker_history`` (rasa/shared/core/domain.py, 3.6.21 line 1333)
-    with ``ignore_rule_only_turns`` False and True, from one replay of the conversation and one
-    ``get_active_state`` a turn: the rule policy asks for the first, the memoization policy and
-    TED for the second. Rasa's loop, line for line, run for both; the second variant edits a
-    state's outer dict and its slots, so it gets its own of those (the other sub-states are
-    the same objects as in a pass of its own: the tracker's, or fresh for this turn)."""
-    every: list[State] = []
-    ml: list[State] = []
-    last_ml_action_sub_state = None
-    turn_was_hidden = False
-    for tr, hide_rule_turn in tracker.generate_all_prior_trackers():
-        state = domain.get_active_state(tr, omit_unset_slots=omit_unset_slots)
-        every.append(domain._clean_state(state))
-
-        if not turn_was_hidden:
-            last_ml_action_sub_state = domain._get_prev_action_sub_state(tr)
-        if not tr.followup_action and tr.latest_action_name != tr.active_loop_name:
-            turn_was_hidden = hide_rule_turn
-        if turn_was_hidden:
-            continue
-        ml_state = dict(state)
-        if SLOTS in ml_state:
-            ml_state[SLOTS] = dict(ml_state[SLOTS])
-        domain._remove_rule_only_features(ml_state, rule_only_data)
-        if ml:
-            domain._substitute_rule_only_user_input(ml_state, ml[-1])
-        if last_ml_action_sub_state:
-            ml_state[PREVIOUS_ACTION] = last_ml_action_sub_state
-        ml.append(domain._clean_state(ml_state))
-    return every, ml
 
 
 _LEAVES = (str, int, float, bool, type(None))
@@ -272,7 +237,7 @@ def _states_key(
     omit_unset_slots: bool,
     ignore_rule_only_turns: bool,
     rule_only_data: dict[str, Any] | None,
-) -> Hashable | None:
+) -> tuple[Hashable, ...] | None:
     try:
         rule_only = (
             None

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -22,14 +24,14 @@ from rasa.core.processor import MessageProcessor
 from rasa.engine.constants import PLACEHOLDER_TRACKER
 from rasa.engine.graph import ExecutionContext
 from rasa.engine.runner.dask import DaskGraphRunner
-from rasa.shared.core.constants import USER
+from rasa.shared.core.constants import SLOTS, USER
 from rasa.shared.core.domain import Domain, State
-from rasa.shared.core.events import UserUttered
+from rasa.shared.core.events import ActionExecuted, EntitiesAdded, Event, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.training_data.features import Features
 
 import bot.tracker_store  # noqa: F401 - what Rasa imports: installs the speed-ups
-from bot.rasa_ext import speedups
+from bot.rasa_ext import past_states, speedups
 from tests.rasa_ext.recorded import ROOT, recorded_trackers, trained_model
 
 DOMAIN = Domain.load(str(ROOT / "domain.yml"))
@@ -86,6 +88,120 @@ def test_within_one_prediction_the_states_are_computed_once() -> None:
         assert DOMAIN.states_for_tracker_history(tracker, False, False, RULE_ONLY) == first
     # Outside a prediction nothing is remembered.
     assert DOMAIN.states_for_tracker_history(tracker, False, False, RULE_ONLY) != first
+
+
+def _loaded(tracker: DialogueStateTracker) -> DialogueStateTracker:
+    """The tracker as the tracker store hands it out next turn: every event a fresh copy,
+    deserialised from what was stored."""
+    events = [Event.from_parameters(json.loads(json.dumps(e.as_dict()))) for e in tracker.events]
+    return DialogueStateTracker.from_events(tracker.sender_id, events, DOMAIN.slots)
+
+
+def _predicting(tracker: DialogueStateTracker) -> list[State]:
+    with speedups.one_prediction():
+        return DOMAIN.states_for_tracker_history(tracker, False, False, RULE_ONLY)
+
+
+def test_a_conversation_goes_on_from_its_previous_prediction() -> None:
+    """``past_states``: each prediction replays only the events after the previous one's, in
+    the same turn (the same event objects) and the next (fresh copies of them, as loaded);
+    the states are Rasa's either way. An event changed in place shows which events were not
+    replayed again (no code changes an event once made; here it is done on purpose)."""
+    past_states.forget()
+    trackers = recorded_trackers(DOMAIN)
+    for number, tracker in enumerate(trackers):
+        tracker = _loaded(tracker) if number % 3 == 0 else tracker
+        for ignore in (False, True):
+            with speedups.one_prediction():
+                got = DOMAIN.states_for_tracker_history(tracker, False, ignore, RULE_ONLY)
+            expected = ORIGINAL_STATES(DOMAIN, tracker, False, ignore, RULE_ONLY)
+            assert got == expected
+            assert _sharing(got) == _sharing(expected)
+
+    last = trackers[-1]
+    first_message = next(e for e in last.events if isinstance(e, UserUttered))
+    states = _predicting(last)
+    first_message.intent = {"name": "changed_in_place", "confidence": 1.0}
+    assert _predicting(last) == states  # not replayed: the history went on
+    past_states.forget()
+    assert _predicting(last) != states  # replayed afresh: the change shows
+
+
+def test_a_conversation_that_differs_from_its_history_is_replayed_afresh() -> None:
+    """Another event anywhere in the conversation (the store redacted it, a rewind, a
+    restart), a shorter conversation, or the trackers in any order: Rasa's states."""
+    past_states.forget()
+    trackers = recorded_trackers(DOMAIN)
+    assert _predicting(trackers[-1]) == ORIGINAL_STATES(
+        DOMAIN, trackers[-1], False, False, RULE_ONLY
+    )
+    changed = trackers[-1].copy()
+    first_message = next(e for e in changed.events if isinstance(e, UserUttered))
+    index = list(changed.events).index(first_message)
+    other = UserUttered(
+        "[redacted]",
+        {"name": "nlu_fallback", "confidence": 1.0},
+        timestamp=first_message.timestamp,
+    )
+    changed = DialogueStateTracker.from_events(
+        "recorded",
+        [*list(changed.events)[:index], other, *list(changed.events)[index + 1 :]],
+        DOMAIN.slots,
+    )
+    assert _predicting(changed) == ORIGINAL_STATES(DOMAIN, changed, False, False, RULE_ONLY)
+    assert _predicting(changed) != ORIGINAL_STATES(DOMAIN, trackers[-1], False, False, RULE_ONLY)
+    for tracker in random.Random(7).sample(trackers, len(trackers)):
+        assert _predicting(tracker) == ORIGINAL_STATES(DOMAIN, tracker, False, False, RULE_ONLY)
+
+
+def test_an_event_that_changes_the_latest_message_in_place_is_seen() -> None:
+    """Rasa's ``EntitiesAdded`` adds to the latest message itself (as does
+    ``DefinePrevUserUtteredFeaturization``): a state read from that message before it is not
+    what a pass after it reads; the history holding one starts again."""
+    past_states.forget()
+    tracker = next(
+        t
+        for t in recorded_trackers(DOMAIN)
+        if isinstance(t.events[-2], UserUttered) and t.latest_message.entities == []
+    )
+    tracker.update(ActionExecuted("action_listen"))  # a state read from the message
+    _predicting(tracker)
+    tracker.update(EntitiesAdded([{"entity": "serial_number", "value": "1", "start": 0, "end": 1}]))
+    tracker.update(ActionExecuted("action_listen"))
+    got = _predicting(tracker)
+    assert got == ORIGINAL_STATES(DOMAIN, tracker, False, False, RULE_ONLY)
+    assert "serial_number" in got[-2][USER]["entities"]  # read after the change
+
+
+def test_a_forms_turn_goes_on_from_where_the_form_last_ran() -> None:
+    """When a form runs again, Rasa takes the turn's listen and message back out of the
+    applied events; the history goes back to just after the form's previous run, with the
+    conversation as it was then (a slot set since is not set there), and on from there."""
+    past_states.forget()
+    after_form = next(
+        t
+        for t in recorded_trackers(DOMAIN)
+        if t.latest_action_name in DOMAIN.form_names
+        and not isinstance(t.events[-1], ActionExecuted)
+        and not t.get_slot("redeem_offered")
+    )
+    answered = after_form.copy()
+    for event in (
+        ActionExecuted("action_listen"),
+        UserUttered("D01-0000000-0000000", {"name": "inform", "confidence": 1.0}),
+        SlotSet("redeem_offered", True),  # a slot the states show
+        ActionExecuted("utter_ok_stopped"),
+    ):
+        answered.update(event)
+    assert _predicting(answered) == ORIGINAL_STATES(DOMAIN, answered, False, False, RULE_ONLY)
+    taken_out = after_form.copy()
+    taken_out.update(ActionExecuted("utter_ok_stopped"))
+    history = past_states._histories[next(iter(past_states._histories))]
+    assert history.mark is not None and history.mark.events == len(after_form.applied_events())
+    got = _predicting(taken_out)
+    assert got == ORIGINAL_STATES(DOMAIN, taken_out, False, False, RULE_ONLY)
+    assert _predicting(answered)[-1][SLOTS]["redeem_offered"] == (1.0, 1.0)
+    assert all("redeem_offered" not in state.get(SLOTS, {}) for state in got)
 
 
 class RecordingRunner(DaskGraphRunner):
