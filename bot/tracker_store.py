@@ -55,7 +55,7 @@ from bot.private_files import private_file
 from bot.rasa_ext import inbox, model_loading, speedups
 from bot.settings import get_settings
 from bot.tokens import mask_tokens
-from bot.wallet import codes
+from bot.wallet import codes, db
 
 # Every Rasa server of the project imports this module (endpoints.yml) before its first turn:
 # Rasa 3.6.21 made cheaper per turn, same behaviour (bot/rasa_ext/speedups.py says why here).
@@ -329,14 +329,12 @@ def pooled_sqlite_engine(engine: sa.engine.Engine) -> sa.engine.Engine:
     save, the inbox's read and two writes: bot/rasa_ext/inbox.py), each ~0.7 ms of CPU; and
     SQLite's rollback journal syncs the disk two or three times a commit and makes a reader
     wait while another connection commits, while 20 shoppers' turns interleave. Here the
-    connections are pooled (as SQLAlchemy 2.0 does for a SQLite file; each is used by one
+    connections are pooled as the wallet's are (``db.sqlite_file_engine``: each is used by one
     thread at a time, the inbox's worker threads included, hence ``check_same_thread``) and
     the file keeps a write-ahead log (SQLite records the mode in the file): a commit syncs
     once and reads do not wait for writes. As durable as before: synchronous stays FULL, so a
     committed turn survives a power cut. The -wal and -shm files take the database's 0600."""
-    pooled = sa.create_engine(
-        engine.url, poolclass=sa.pool.QueuePool, connect_args={"check_same_thread": False}
-    )
+    pooled = db.sqlite_file_engine(engine.url)
     engine.dispose()
     with pooled.connect() as connection:
         connection.exec_driver_sql("PRAGMA journal_mode=WAL")

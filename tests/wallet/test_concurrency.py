@@ -37,15 +37,13 @@ ROUNDS = 5  # cards raced in a row: a lost race must not hide behind a lucky sch
 def racing_repo(
     engine: Engine, backend_url: str, claim_code_secret: bytes, sealing_key: str
 ) -> Iterator[WalletRepository]:
-    """The same store through an engine with a connection ready for every worker."""
-    if engine.dialect.name == "sqlite":
-        racing = db.make_engine(backend_url)  # NullPool: each checkout is a new connection
-    else:
-        racing = db.make_engine(backend_url, pool_size=WORKERS, max_overflow=0)
-        # Open every connection now, so that no worker is late because it is still connecting.
-        connections = [racing.connect() for _ in range(WORKERS)]
-        for connection in connections:
-            connection.close()
+    """The same store (``engine`` migrated it) through an engine with a connection ready for
+    every worker: a pool of ``WORKERS`` on SQLite too, whose default pool holds fewer."""
+    racing = db.make_engine(backend_url, pool_size=WORKERS, max_overflow=0)
+    # Open every connection now, so that no worker is late because it is still connecting.
+    connections = [racing.connect() for _ in range(WORKERS)]
+    for connection in connections:
+        connection.close()
     yield WalletRepository(
         racing, claim_code_secret, sealing_key, password_hasher=fast_password_hasher()
     )
