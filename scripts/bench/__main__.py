@@ -1,13 +1,16 @@
 """``make bench`` (``python -m scripts.bench``): train (cached), start each stack in turn, drive it,
 measure it, stop it; write docs/performance.md and its data as JSON.
 
-The stacks run one at a time, so that they do not share the machine's two cores.
+The stacks are driven one at a time, so that they do not share the machine's two cores. The
+plain bot stays up, idle, while the assistant is measured, and then the two are driven in
+turn (``alternate``); the scaled topology runs alone after them.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -16,6 +19,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from scripts.bench import journeys, load, profile, report, speedups, stacks
 
@@ -41,6 +45,9 @@ class Parameters:
     tiny run: the same bot in seconds; its training time is then not a measurement)."""
     profile: bool = True
     """Sample the assistant's Rasa server with py-spy during its 20-shopper REST run."""
+    paired_rounds: int = 3
+    """Then, with both stacks running, their 20-shopper REST runs again, alternated this many
+    times: the ratio of each pair, taken a minute apart rather than ten (``alternate``)."""
 
     @classmethod
     def tiny(cls) -> Parameters:
@@ -56,6 +63,7 @@ class Parameters:
             train=False,
             plain_epochs=1,
             profile=False,
+            paired_rounds=1,
         )
 
 
@@ -114,32 +122,58 @@ Run = load.Run
 
 def measure(
     name: str,
-    starting: AbstractContextManager[stacks.Stack],
+    stack: stacks.Stack,
     params: Parameters,
     results: report.Results,
     profile_to: Path | None = None,
-) -> Path | None:
-    """Drive one stack; its SQLite tracker store, if it has one."""
-    print(f"bench: starting {name}", flush=True)
-    with starting as stack:
-        if stack.cold_start is not None:
-            print(f"bench: {stack.name} answered {stack.cold_start:.1f} s after start", flush=True)
-        script = journeys.SHOPPER[: params.turns]
-        result = report.StackResult(stack.name, stack.cold_start)
-        for run in drive(stack, params, script, profile_to):
-            figures = report.run_figures(run)
-            result.runs.append(figures)
-            print(
-                f"bench: {stack.name} {run.name} {run.transport}: {figures['msg_per_s']:.1f} msg/s, "
-                f"p50 {figures['p50_ms']:.0f} ms, p95 {figures['p95_ms']:.0f} ms, "
-                f"{figures['answered']}/{figures['messages']} answered",
-                flush=True,
-            )
-        result.memory_mb = {process: stacks.memory(pid) for process, pid in stack.processes.items()}
-        if "Rasa" in stack.processes:
-            result.rasa_memory_map = stacks.memory_map(stack.processes["Rasa"])
-        results.stacks.append(result)
-        return stack.tracker_db
+) -> None:
+    """Drive one running stack."""
+    if stack.cold_start is not None:
+        print(f"bench: {stack.name} answered {stack.cold_start:.1f} s after start", flush=True)
+    script = journeys.SHOPPER[: params.turns]
+    result = report.StackResult(stack.name, stack.cold_start)
+    for run in drive(stack, params, script, profile_to):
+        figures = report.run_figures(run)
+        result.runs.append(figures)
+        _print_run(stack.name, run.name, figures)
+    result.memory_mb = {process: stacks.memory(pid) for process, pid in stack.processes.items()}
+    if "Rasa" in stack.processes:
+        result.rasa_memory_map = stacks.memory_map(stack.processes["Rasa"])
+    results.stacks.append(result)
+
+
+def _print_run(stack: str, run: str, figures: dict[str, Any]) -> None:
+    print(
+        f"bench: {stack} {run} {figures['transport']}: {figures['msg_per_s']:.1f} msg/s, "
+        f"p50 {figures['p50_ms']:.0f} ms, p95 {figures['p95_ms']:.0f} ms, "
+        f"{figures['answered']}/{figures['messages']} answered",
+        flush=True,
+    )
+
+
+def alternate(
+    plain: stacks.Stack, assistant: stacks.Stack, params: Parameters, results: report.Results
+) -> None:
+    """The 20-shopper REST loop on the plain bot and on the assistant in turn, both running,
+    ``paired_rounds`` times. This machine's speed drifts by ±20% over minutes: the stacks'
+    own runs, ten minutes apart, can differ by that much for no reason of theirs, while each
+    pair here is measured within a minute."""
+    script = journeys.SHOPPER[: params.turns]
+
+    async def rounds() -> None:
+        for number in range(1, params.paired_rounds + 1):
+            pair: dict[str, Any] = {"round": number}
+            for stack in (plain, assistant):
+                async with load.Rest(stack.rasa_url) as transport:
+                    run = await load.closed_loop(
+                        transport, script, params.closed_shoppers, 1, f"paired-{number}"
+                    )
+                figures = report.run_figures(run)
+                _print_run(stack.name, run.name, figures)
+                pair[stack.name] = figures
+            results.paired.append(pair)
+
+    asyncio.run(rounds())
 
 
 def bench(
@@ -155,13 +189,20 @@ def bench(
     results.training["plain rasa init (`rasa init --no-prompt`, which trains)"] = (
         plain_training.__dict__
     )
-    measure("the plain rasa init bot", stacks.plain(work / "plain", model), params, results)
-    progress(results)
     samples = work / "assistant-profile.txt" if params.profile else None
-    starting = assistant or stacks.assistant(work / "assistant")
-    tracker_db = measure("the assistant", starting, params, results, samples)
-    if tracker_db is not None:
-        results.speedups = speedups.measure(tracker_db)
+    with contextlib.ExitStack() as running:
+        # The plain bot stays up, idle, while the assistant is measured: for the paired rounds.
+        print("bench: starting the plain rasa init bot", flush=True)
+        plain = running.enter_context(stacks.plain(work / "plain", model))
+        measure("the plain rasa init bot", plain, params, results)
+        progress(results)
+        print("bench: starting the assistant", flush=True)
+        mine = running.enter_context(assistant or stacks.assistant(work / "assistant"))
+        measure("the assistant", mine, params, results, samples)
+        if mine.tracker_db is not None:
+            results.speedups = speedups.measure(mine.tracker_db)
+        if params.paired_rounds:
+            alternate(plain, mine, params, results)
     if samples is not None and samples.exists():
         results.profile = profile.markdown(
             samples.read_text(),
@@ -171,12 +212,11 @@ def bench(
     progress(results)
     if params.scaled:
         try:
-            measure(
-                "the scaled topology",
-                stacks.scaled(work / "scaled", params.rasa_instances, params.action_instances),
-                params,
-                results,
-            )
+            print("bench: starting the scaled topology", flush=True)
+            with stacks.scaled(
+                work / "scaled", params.rasa_instances, params.action_instances
+            ) as scaled:
+                measure("the scaled topology", scaled, params, results)
         except Exception as exc:  # a missing service: the report says so, the rest stands
             print(f"bench: the scaled topology was not measured: {exc}", flush=True)
             results.skipped.append(f"scaled topology: {str(exc).splitlines()[0]}")

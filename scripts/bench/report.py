@@ -83,6 +83,16 @@ class Results:
     load_at_end: str = ""
     profile: str = ""
     skipped: list[str] = field(default_factory=list)
+    paired: list[dict[str, Any]] = field(default_factory=list)
+    """The alternated 20-shopper runs: round number, then each stack's figures by its name."""
+
+    def paired_ratios(self) -> list[float]:
+        """The assistant's throughput over the plain bot's, in each alternated round."""
+        return [
+            pair["assistant"]["msg_per_s"] / pair["plain rasa init"]["msg_per_s"]
+            for pair in self.paired
+            if pair["plain rasa init"]["msg_per_s"]
+        ]
 
     def stack(self, prefix: str) -> StackResult | None:
         return next((s for s in self.stacks if s.name.startswith(prefix)), None)
@@ -97,6 +107,7 @@ class Results:
             "speedups": self.speedups,
             "skipped": self.skipped,
             "profile": self.profile,
+            "paired": self.paired,
             "stacks": [
                 {
                     "name": s.name,
@@ -183,13 +194,23 @@ def targets(results: Results) -> list[tuple[str, str, bool | None]]:
         return found["msg_per_s"] if found else None
 
     base = rate(plain, "closed-20")
-    for label, stack, want in (
-        (f"20 shoppers, zero think time: scaled ≥ 3{TIMES} plain", scale, 3.0),
-        (f"20 shoppers, zero think time: one instance ≥ 1.5{TIMES} plain", full, 1.5),
-    ):
-        mine = rate(stack, "closed-20")
-        met = mine / base >= want if mine and base else None
-        rows.append((label, _ratio(mine, base), met))
+    mine = rate(scale, "closed-20")
+    rows.append(
+        (
+            f"20 shoppers, zero think time: scaled ≥ 3{TIMES} plain",
+            _ratio(mine, base),
+            mine / base >= 3.0 if mine and base else None,
+        )
+    )
+    label = f"20 shoppers, zero think time: one instance ≥ 1.5{TIMES} plain"
+    ratios = results.paired_ratios()
+    if ratios:  # the alternated rounds' median: each pair a minute apart, not ten
+        middle = statistics.median(ratios)
+        each = ", ".join(f"{r:.2f}{TIMES}" for r in ratios)
+        rows.append((label, f"{middle:.2f}{TIMES} (median of {each})", middle >= 1.5))
+    else:
+        mine = rate(full, "closed-20")
+        rows.append((label, _ratio(mine, base), mine / base >= 1.5 if mine and base else None))
     open_run = full.run("open-100") if full else None
     p95 = open_run["p95_ms"] if open_run else None
     rows.append(("100 shoppers at 20 msg/s: p95 ≤ 300 ms", _ms(p95), p95 <= 300 if p95 else None))
@@ -280,6 +301,22 @@ def markdown(results: Results, notes: str = "") -> str:
                     f"{_ratio(r['p50_ms'], other['p50_ms'])}, p95 "
                     f"{_ratio(r['p95_ms'], other['p95_ms'])}"
                 )
+    if results.paired:
+        lines += [
+            "",
+            "Alternated, both stacks running: the 20-shopper loop over REST on the plain bot, "
+            "then on the assistant, each round a minute apart (the one-instance target is "
+            "their median):",
+            "",
+            "| round | plain rasa init | assistant | ratio |",
+            "|---|---|---|---|",
+        ]
+        for pair in results.paired:
+            theirs, ours = pair["plain rasa init"]["msg_per_s"], pair["assistant"]["msg_per_s"]
+            lines.append(
+                f"| {pair['round']} | {theirs:.1f} msg/s | {ours:.1f} msg/s "
+                f"| {_ratio(ours, theirs)} |"
+            )
     lines += [
         "",
         "One shopper, the same message at turn 4 and at turn 40 (median over its conversations):",

@@ -50,6 +50,20 @@ def test_every_turn_of_every_run_was_answered(results: report.Results) -> None:
             assert run["msg_per_s"] > 0 and run["p50_ms"] <= run["p95_ms"] <= run["p99_ms"]
 
 
+def test_the_alternated_rounds_drove_both_stacks(results: report.Results) -> None:
+    """Both stacks up at once, each driven in turn; the one-instance target is read from
+    these rounds."""
+    assert [pair["round"] for pair in results.paired] == [1]
+    for name in ("plain rasa init", "assistant"):
+        run = results.paired[0][name]
+        params = Parameters.tiny()
+        assert run["messages"] == run["answered"] == params.closed_shoppers * params.turns
+    (ratio,) = results.paired_ratios()
+    assert ratio > 0
+    one_instance = next(row for row in report.targets(results) if "one instance" in row[0])
+    assert "median of" in one_instance[1]
+
+
 def test_the_assistant_walked_the_scripted_journeys(results: report.Results) -> None:
     """The answers were the journeys' (the wallet store's $50.00 among them), not fallbacks."""
     assert "$50.00" in journeys.SHOPPER[Parameters.tiny().turns - 1].expect
