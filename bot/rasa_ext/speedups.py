@@ -21,20 +21,22 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import json
 from collections.abc import Callable, Hashable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
 import aiohttp
+import rasa
 import ujson
 from jsonschema import validators
 from jsonschema.exceptions import best_match
 from rasa.core.actions.action import RemoteAction
 from rasa.core.processor import MessageProcessor
 from rasa.shared.core.domain import Domain, State
-from rasa.shared.core.events import Event
-from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.core.events import Event, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 from rasa.shared.utils.common import all_subclasses
 from rasa.utils.endpoints import EndpointConfig
 
@@ -286,6 +288,59 @@ def dumps_json(value: Any) -> str:
         return json.dumps(value)
 
 
+def send_form_validation_the_latest_turn() -> None:
+    """``RemoteAction._action_call_format`` (rasa/core/actions/action.py, 3.6.21 line 651)
+    sends the action server the whole conversation, every event of it, on every call: a
+    form's validation is called once or twice on each of the form's turns, and at turn 40 the
+    body is 170 kB, written here and parsed there each time. Here a form's validation action
+    (``validate_<form>``) is sent the events from the latest message on; every other field
+    of the body is Rasa's, and every other action gets the whole conversation as before.
+
+    The same answer: a form validation reads the slots, the latest message and the active
+    loop (fields of their own, from the whole conversation), and of the events only the slot
+    candidates at their end (rasa_sdk 3.6's ``Tracker.slots_to_validate``, which stops at the
+    first event that is not a slot, the latest message at the earliest); the project's own
+    (actions/forms.py and the forms' modules) read no events (tests/rasa_ext/
+    test_speedups_action_calls.py checks both, on every form turn of the recorded
+    conversation). A conversation with no message yet is sent whole."""
+    original = RemoteAction._action_call_format
+    ORIGINALS.setdefault("send_form_validation_the_latest_turn", original)
+
+    def _action_call_format(
+        self: RemoteAction, tracker: DialogueStateTracker, domain: Domain
+    ) -> dict[str, Any]:
+        name = self.name()
+        if not name.startswith("validate_") or name[len("validate_") :] not in domain.form_names:
+            return original(self, tracker, domain)
+        latest = _latest_message_at(tracker)
+        if latest is None:
+            return original(self, tracker, domain)
+        state = tracker.current_state(EventVerbosity.NONE)
+        state["events"] = [e.as_dict() for e in itertools.islice(tracker.events, latest, None)]
+        result = {
+            "next_action": name,
+            "sender_id": tracker.sender_id,
+            "tracker": state,
+            "version": rasa.__version__,
+        }
+        if (
+            not self._is_selective_domain_enabled()
+            or domain.does_custom_action_explicitly_need_domain(name)
+        ):
+            result["domain"] = domain.as_dict()
+        return result
+
+    RemoteAction._action_call_format = _action_call_format
+
+
+def _latest_message_at(tracker: DialogueStateTracker) -> int | None:
+    """The position of the tracker's latest message among its events."""
+    for back, event in enumerate(reversed(tracker.events)):
+        if isinstance(event, UserUttered):
+            return len(tracker.events) - 1 - back
+    return None
+
+
 def ask_the_rule_policy_first() -> None:
     """``DaskGraphRunner.run`` (rasa/engine/runner/dask.py, 3.6.21 line 82) for a prediction of
     the next action: the rule policy first, the other policies only when no rule decides. A
@@ -300,6 +355,7 @@ SPEEDUPS: tuple[Callable[[], None], ...] = (
     share_past_states_within_a_prediction,
     ask_the_rule_policy_first,
     serialise_endpoint_requests_with_ujson,
+    send_form_validation_the_latest_turn,
 )
 _applied = False
 

@@ -166,12 +166,24 @@ def _tracker_store(tracker_db: Path, work: Path) -> list[dict[str, Any]]:
 
 def _past_states(tracker_db: Path) -> dict[str, Any]:
     """The policies' past states for one prediction at the end of the longest conversation:
-    the calls the memoization policy, the rule policy (by text, then by intent) and TED make."""
+    the calls the memoization policy, the rule policy (by text, then by intent) and TED make;
+    with the speed-up, after a prediction at the turn before (``past_states``: kept)."""
     from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted
     from rasa.shared.core.trackers import DialogueStateTracker
+
+    from bot.rasa_ext import past_states
 
     domain = Domain.load(str(ROOT / "domain.yml"))
     tracker = DialogueStateTracker.from_dict("bench", stored_conversation(tracker_db), domain.slots)
+    last_listen = max(
+        i
+        for i, e in enumerate(list(tracker.events)[:-1])
+        if isinstance(e, ActionExecuted) and e.action_name == "action_listen"
+    )
+    turn_before = DialogueStateTracker.from_events(
+        "bench", list(tracker.events)[: last_listen + 1], domain.slots
+    )
     rule_only = rule_only_data()
     original = speedups.ORIGINALS["share_past_states_within_a_prediction"][0]
     calls = [(False, True), (False, False), (False, False), (False, True)]
@@ -180,16 +192,21 @@ def _past_states(tracker_db: Path) -> dict[str, Any]:
         for omit, ignore in calls:
             original(domain, tracker, omit, ignore, rule_only)
 
-    def after() -> None:
+    def predict(on: DialogueStateTracker) -> None:
         with speedups.one_prediction():
             for omit, ignore in calls:
-                domain.states_for_tracker_history(tracker, omit, ignore, rule_only)
+                domain.states_for_tracker_history(on, omit, ignore, rule_only)
+
+    def the_turn_before() -> None:
+        past_states.forget()
+        predict(turn_before)
 
     return {
         "name": "share_past_states_within_a_prediction",
-        "what": f"the policies' past states for one prediction, {len(tracker.events)} events",
+        "what": f"the policies' past states for one prediction, {len(tracker.events)} events "
+        "(the conversation's prediction a turn before kept)",
         "before_us": _per_call(before),
-        "after_us": _per_call(after),
+        "after_us": _per_call_with_setup(the_turn_before, lambda _: predict(tracker)),
         "per_turn": "once per action predicted (about 2.4 a turn)",
     }
 
@@ -263,6 +280,32 @@ def _action_call_json(tracker_db: Path) -> dict[str, Any]:
     }
 
 
+def _form_validation_body(tracker_db: Path) -> dict[str, Any]:
+    """Making and writing the body of a form validation's call at the end of the longest
+    conversation: the whole conversation (Rasa), then from the latest message on."""
+    from rasa.core.actions.action import RemoteAction
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    domain = Domain.load(str(ROOT / "domain.yml"))
+    tracker = DialogueStateTracker.from_dict("bench", stored_conversation(tracker_db), domain.slots)
+    action = RemoteAction("validate_balance_form", None)
+    original = speedups.ORIGINALS["send_form_validation_the_latest_turn"]
+    whole = speedups.dumps_json(original(action, tracker, domain))
+    latest = speedups.dumps_json(action._action_call_format(tracker, domain))
+    return {
+        "name": "send_form_validation_the_latest_turn",
+        "what": f"a form validation's call, {len(tracker.events)} events "
+        f"({len(whole) // 1000} kB, now {len(latest) // 1000} kB; the action server parses "
+        "it too)",
+        "before_us": _per_call(lambda: speedups.dumps_json(original(action, tracker, domain))),
+        "after_us": _per_call(
+            lambda: speedups.dumps_json(action._action_call_format(tracker, domain))
+        ),
+        "per_turn": "once or twice on a form's turn",
+    }
+
+
 def rule_only_data() -> dict[str, Any] | None:
     """What the trained rule policy reports as rule-only slots and loops (the model's file)."""
     model = ROOT / "models" / "giftbot.tar.gz"
@@ -304,6 +347,7 @@ def measure(tracker_db: Path) -> list[dict[str, Any]]:
         _past_states(tracker_db),
         _rule_first(tracker_db),
         _action_call_json(tracker_db),
+        _form_validation_body(tracker_db),
         *_store_figures(tracker_db),
     ]
 
