@@ -109,8 +109,10 @@ class Settings:
     rasa_instances: int
     action_instances: int
     tracker_cache_check: bool
-    """Check every conversation a Rasa server serves from memory against the database, and fail
-    the turn where they differ (bot/tracker_store.py; the test suite's servers run with it)."""
+    """Check every conversation a Rasa server serves from memory against the database, and every
+    prediction's past states carried forward against Rasa's own pass, and fail the turn where
+    they differ (bot/tracker_store.py, bot/rasa_ext/past_states.py; the test suite's servers
+    run with it)."""
 
 
 def _int_env(name: str, default: int) -> int:

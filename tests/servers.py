@@ -62,7 +62,8 @@ def server_env(extra_env: dict[str, str] | None = None) -> dict[str, str]:
         "GIFTBOT_RATE_LIMIT_MESSAGES": "100000",
         "GIFTBOT_RATE_LIMIT_CONNECTS": "100000",
         # Every conversation a server serves from memory is checked against the database, and
-        # a difference fails the turn (bot/tracker_store.py): the whole suite checks that.
+        # every prediction's past states against Rasa's own pass; a difference fails the turn
+        # (bot/tracker_store.py, bot/rasa_ext/past_states.py): the whole suite checks that.
         "GIFTBOT_TRACKER_CACHE_CHECK": "1",
         # Rasa sends it to the action server (endpoints.yml), which refuses calls without it.
         "GIFTBOT_ACTION_SERVER_SECRET": get_settings().action_server_secret,
@@ -72,14 +73,18 @@ def server_env(extra_env: dict[str, str] | None = None) -> dict[str, str]:
 
 def no_kept_conversation_differed(logs: Path) -> None:
     """Fail the tests that used these servers if any Rasa server found a conversation it kept in
-    memory different from the database (``GIFTBOT_TRACKER_CACHE_CHECK``, bot/tracker_store.py):
-    Rasa's FailSafeTrackerStore turns the error into a new conversation, which a test may not
-    notice; the log line is kept."""
+    memory different from the database, or a prediction's past states carried forward different
+    from Rasa's own pass (``GIFTBOT_TRACKER_CACHE_CHECK``: bot/tracker_store.py,
+    bot/rasa_ext/past_states.py): Rasa's FailSafeTrackerStore turns the first error into a new
+    conversation, which a test may not notice; the log line is kept."""
+    from bot.rasa_ext.past_states import HISTORY_DIFFERS
     from bot.tracker_store import CACHE_DIFFERS
 
     for log in sorted(logs.glob("rasa*.log")):
-        if CACHE_DIFFERS in log.read_text(errors="replace"):
-            raise AssertionError(f"{log}: {CACHE_DIFFERS}")
+        text = log.read_text(errors="replace")
+        for differs in (CACHE_DIFFERS, HISTORY_DIFFERS):
+            if differs in text:
+                raise AssertionError(f"{log}: {differs}")
 
 
 def actions_command(port: int) -> list[str]:

@@ -54,6 +54,9 @@ from rasa.shared.core.events import (
 from rasa.shared.core.trackers import DialogueStateTracker
 
 KEPT_HISTORIES = 256
+HISTORY_DIFFERS = "A conversation's past states carried forward differ from Rasa's own pass"
+"""Logged, and raised, by the check of every prediction's states (``tracker_cache_check``:
+the test suite's servers run with it; ``speedups.share_past_states_within_a_prediction``)."""
 TAKEN_OUT_BY_A_LOOP = (ActionExecuted, UserUttered, DefinePrevUserUtteredFeaturization)
 CHANGES_LATEST_MESSAGE = (DefinePrevUserUtteredFeaturization, EntitiesAdded)
 """Rasa 3.6.21's events that change an earlier event in place: the tracker's latest message

@@ -23,16 +23,19 @@ import contextlib
 import copy
 import itertools
 import json
+import logging
 from collections.abc import Callable, Hashable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
 import aiohttp
 import rasa
+import structlog
 import ujson
 from jsonschema import validators
 from jsonschema.exceptions import best_match
 from rasa.core.actions.action import RemoteAction
+from rasa.core.policies.rule_policy import RulePolicy
 from rasa.core.processor import MessageProcessor
 from rasa.shared.core.domain import Domain, State
 from rasa.shared.core.events import Event, UserUttered
@@ -41,6 +44,9 @@ from rasa.shared.utils.common import all_subclasses
 from rasa.utils.endpoints import EndpointConfig
 
 from bot.rasa_ext import past_states, rule_first
+from bot.settings import get_settings
+
+logger = logging.getLogger(__name__)
 
 ORIGINALS: dict[str, Any] = {}
 """What each speed-up replaced, by its name: for the tests that compare the two."""
@@ -160,6 +166,12 @@ def share_past_states_within_a_prediction() -> None:
             variants = past_states.both_variants(
                 self, tracker, omit_unset_slots, rule_only_data, key[-1]
             )
+            if get_settings().tracker_cache_check:
+                for ignore, states in zip((False, True), variants, strict=True):
+                    fresh = original_states(self, tracker, omit_unset_slots, ignore, rule_only_data)
+                    if states != fresh:
+                        logger.critical(past_states.HISTORY_DIFFERS)
+                        raise RuntimeError(past_states.HISTORY_DIFFERS)
             alive = (tracker, list(tracker.events))
             for ignore, states in zip((False, True), variants, strict=True):
                 other = _states_key(self, tracker, omit_unset_slots, ignore, rule_only_data)
@@ -341,6 +353,67 @@ def _latest_message_at(tracker: DialogueStateTracker) -> int | None:
     return None
 
 
+def match_rules_within_their_length() -> None:
+    """``RulePolicy._get_possible_keys`` (rasa/core/policies/rule_policy.py, 3.6.21 line 913)
+    narrows the trained rules down to those that fit the conversation, going back one state at
+    a time through every state of it, and for each rule left parses the rule (its key is JSON)
+    again at each state: past a rule's own length ``_is_rule_applicable`` says yes without
+    looking (line 886), so the rest of a long conversation costs a parse per rule per state,
+    twice per prediction. Here the walk stops once it is past the longest rule left (from
+    there on every rule left stays); each step is Rasa's own ``_is_rule_applicable``."""
+    original = RulePolicy._get_possible_keys
+    ORIGINALS.setdefault("match_rules_within_their_length", original)
+    lengths: dict[str, int] = {}
+
+    def length(key: str) -> int:
+        found = lengths.get(key)
+        if found is None:
+            found = lengths[key] = len(RulePolicy._rule_key_to_state(key))
+        return found
+
+    def _get_possible_keys(
+        self: RulePolicy, lookup: dict[str, str], states: list[State]
+    ) -> set[str]:
+        possible_keys = set(lookup.keys())
+        longest = max(map(length, possible_keys), default=0)
+        for i, state in enumerate(reversed(states)):
+            if i >= longest:
+                break
+            possible_keys = {
+                key for key in possible_keys if self._is_rule_applicable(key, i, state)
+            }
+            longest = max(map(length, possible_keys), default=0)
+        return possible_keys
+
+    RulePolicy._get_possible_keys = _get_possible_keys
+
+
+def format_rule_states_only_for_a_debug_log() -> None:
+    """``RulePolicy._find_action_from_rules`` (rule_policy.py, 3.6.21 line 1025) formats every
+    past state of the conversation as text on each call, for one debug log line, also when the
+    server logs nothing below INFO (Rasa's structlog then drops the line, not the work). Here
+    the text is made only when that line is kept (structlog's level, ``rasa/utils/
+    log_utils.py``); ``format_tracker_states`` is used by nothing else in the rule policy."""
+    original = RulePolicy.format_tracker_states
+    ORIGINALS.setdefault("format_rule_states_only_for_a_debug_log", original)
+
+    def format_tracker_states(states: list[dict]) -> str:
+        if _debug_dropped():
+            return ""
+        return str(original(states))
+
+    RulePolicy.format_tracker_states = staticmethod(format_tracker_states)
+
+
+def _debug_dropped() -> bool:
+    """Whether structlog is configured, as Rasa configures it, to drop debug lines."""
+    wrapper = structlog.get_config().get("wrapper_class")
+    return any(
+        wrapper is structlog.make_filtering_bound_logger(level)
+        for level in (logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL)
+    )
+
+
 def ask_the_rule_policy_first() -> None:
     """``DaskGraphRunner.run`` (rasa/engine/runner/dask.py, 3.6.21 line 82) for a prediction of
     the next action: the rule policy first, the other policies only when no rule decides. A
@@ -356,6 +429,8 @@ SPEEDUPS: tuple[Callable[[], None], ...] = (
     ask_the_rule_policy_first,
     serialise_endpoint_requests_with_ujson,
     send_form_validation_the_latest_turn,
+    match_rules_within_their_length,
+    format_rule_states_only_for_a_debug_log,
 )
 _applied = False
 

@@ -32,6 +32,7 @@ from rasa.shared.nlu.training_data.features import Features
 
 import bot.tracker_store  # noqa: F401 - what Rasa imports: installs the speed-ups
 from bot.rasa_ext import past_states, speedups
+from bot.settings import get_settings
 from tests.rasa_ext.recorded import ROOT, recorded_trackers, trained_model
 
 DOMAIN = Domain.load(str(ROOT / "domain.yml"))
@@ -202,6 +203,30 @@ def test_a_forms_turn_goes_on_from_where_the_form_last_ran() -> None:
     assert got == ORIGINAL_STATES(DOMAIN, taken_out, False, False, RULE_ONLY)
     assert _predicting(answered)[-1][SLOTS]["redeem_offered"] == (1.0, 1.0)
     assert all("redeem_offered" not in state.get(SLOTS, {}) for state in got)
+
+
+def test_with_the_check_on_a_history_that_differs_fails_the_prediction(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The test suite's servers run with ``GIFTBOT_TRACKER_CACHE_CHECK``: every prediction's
+    states from the history are compared with Rasa's own pass, and a difference fails it."""
+    past_states.forget()
+    trackers = recorded_trackers(DOMAIN)
+    monkeypatch.setenv("GIFTBOT_TRACKER_CACHE_CHECK", "1")
+    get_settings.cache_clear()
+    try:
+        assert _predicting(trackers[-2]) == ORIGINAL_STATES(
+            DOMAIN, trackers[-2], False, False, RULE_ONLY
+        )  # checked, the same
+        (history,) = past_states._histories.values()
+        history.every[1] = {USER: {"intent": "changed_in_place"}}
+        with pytest.raises(RuntimeError, match="differ from Rasa's own pass"):
+            _predicting(trackers[-1])
+        assert past_states.HISTORY_DIFFERS in caplog.text
+    finally:  # the other tests' settings stay as they were
+        monkeypatch.delenv("GIFTBOT_TRACKER_CACHE_CHECK")
+        get_settings.cache_clear()
+        past_states.forget()
 
 
 class RecordingRunner(DaskGraphRunner):
