@@ -8,6 +8,11 @@ HAProxy configuration and the environment its servers run with.
 ``python -m bot.scaled env``         the settings the servers need, as shell ``export`` lines
 ``python -m bot.scaled haproxy --rasa-port 5005 --actions-port 5055 --rasa 5101 5102 …``
                                      HAProxy's configuration (deploy/haproxy/haproxy.cfg.template)
+
+HAProxy sends socket.io and the HTTP API round robin, sticky by cookie, and REST turns by a
+consistent hash of the body's ``sender``: each Rasa server keeps the conversations it saved last
+in memory (bot/tracker_store.py), which saves a read only when the next turn comes back to it;
+a dead server's conversations move to the live ones (README: Scaling out).
 """
 
 from __future__ import annotations
@@ -111,7 +116,9 @@ def haproxy_config(
     bind: str = "127.0.0.1",
     check_interval_ms: int = 1000,
 ) -> str:
-    """HAProxy in front of the Rasa servers (sticky cookie) and the action servers."""
+    """HAProxy in front of the Rasa servers and the action servers. The Rasa servers twice:
+    sticky by cookie (socket.io, the API), and by a hash of the conversation (REST turns, which
+    bring no cookie), the second set following the first one's health checks."""
 
     def servers(name: str, ports: Sequence[int], sticky: bool) -> str:
         lines = []
@@ -123,11 +130,18 @@ def haproxy_config(
             )
         return "\n".join(lines)
 
+    def tracking(name: str, ports: Sequence[int], backend: str) -> str:
+        return "\n".join(
+            f"    server {name}{number} 127.0.0.1:{port} track {backend}/{name}{number}"
+            for number, port in enumerate(ports, start=1)
+        )
+
     return string.Template(HAPROXY_TEMPLATE.read_text()).substitute(
         bind=bind,
         rasa_port=rasa_port,
         actions_port=actions_port,
         rasa_servers=servers("rasa", rasa_servers, sticky=True),
+        rasa_tracking_servers=tracking("rasa", rasa_servers, "rasa_servers"),
         action_servers=servers("actions", action_servers, sticky=False),
     )
 
