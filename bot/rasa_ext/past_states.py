@@ -134,7 +134,7 @@ class History:
         del self.events[mark.events :]
         del self.every[mark.every :]
         del self.ml[mark.ml :]
-        self.replay = _fork(mark.replay)
+        self.replay = fork(mark.replay)
         self.last_ml_action_sub_state = mark.last_ml_action_sub_state
         self.turn_was_hidden = mark.turn_was_hidden
         self.read_since_message = mark.read_since_message
@@ -153,7 +153,7 @@ class History:
                 if self.after_action in self.loops or self.after_action in domain.form_names:
                     self.mark = _Mark(
                         len(self.events),
-                        _fork(self.replay),
+                        fork(self.replay),
                         len(self.every),
                         len(self.ml),
                         self.last_ml_action_sub_state,
@@ -262,16 +262,16 @@ def _same(seen: Event, event: Event) -> bool:
     )
 
 
-def _fork(tracker: DialogueStateTracker) -> DialogueStateTracker:
-    """A copy of a replay's tracker that later events change independently: what
+def fork(tracker: DialogueStateTracker) -> DialogueStateTracker:
+    """A copy of a tracker that later events change independently: what
     ``DialogueStateTracker.update`` changes in place is its event list, its slots and its
     active loop (trackers.py lines 344-376); the rest it replaces, and the events themselves
     are shared, as between a tracker and its ``generate_all_prior_trackers`` replay."""
-    fork = copy.copy(tracker)
-    fork.events = copy.copy(tracker.events)
-    fork.slots = {name: copy.copy(slot) for name, slot in tracker.slots.items()}
-    fork.active_loop = copy.copy(tracker.active_loop)
-    return fork
+    copied = copy.copy(tracker)
+    copied.events = copy.copy(tracker.events)
+    copied.slots = {name: copy.copy(slot) for name, slot in tracker.slots.items()}
+    copied.active_loop = copy.copy(tracker.active_loop)
+    return copied
 
 
 def forget() -> None:

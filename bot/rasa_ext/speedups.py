@@ -35,10 +35,12 @@ import ujson
 from jsonschema import validators
 from jsonschema.exceptions import best_match
 from rasa.core.actions.action import RemoteAction
+from rasa.core.actions.forms import FormAction
 from rasa.core.policies.rule_policy import RulePolicy
 from rasa.core.processor import MessageProcessor
+from rasa.shared.core.constants import REQUESTED_SLOT
 from rasa.shared.core.domain import Domain, State
-from rasa.shared.core.events import Event, UserUttered
+from rasa.shared.core.events import ActionExecuted, Event, Restarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 from rasa.shared.utils.common import all_subclasses
 from rasa.utils.endpoints import EndpointConfig
@@ -353,6 +355,46 @@ def _latest_message_at(tracker: DialogueStateTracker) -> int | None:
     return None
 
 
+def copy_the_tracker_for_form_validation() -> None:
+    """``FormAction._temporary_tracker`` (rasa/core/actions/forms.py, 3.6.21 line 283) makes
+    the tracker a form's validation is called with by replaying every event of the
+    conversation into a new tracker (``DialogueStateTracker.from_events``), then the few it
+    adds: a pass over the whole conversation, once or twice on each of a form's turns. Here
+    the conversation's tracker is copied as it stands (``past_states.fork``) and only the
+    added events are applied. The same tracker: one is its events replayed (Rasa 3.6.21
+    changes a tracker only through events), made as ``from_events`` makes it (no model or
+    assistant id, which ``update`` would write into the added events, no history limit, no
+    sender source). A conversation with a restart (``from_events`` is given the events after
+    it) or a history limit is replayed as before."""
+    original = FormAction._temporary_tracker
+    ORIGINALS.setdefault("copy_the_tracker_for_form_validation", original)
+
+    def _temporary_tracker(
+        self: FormAction,
+        current_tracker: DialogueStateTracker,
+        additional_events: list[Event],
+        domain: Domain,
+    ) -> DialogueStateTracker:
+        if (
+            current_tracker._max_event_history is not None
+            or current_tracker.is_rule_tracker
+            or any(isinstance(event, Restarted) for event in current_tracker.events)
+        ):
+            return original(self, current_tracker, additional_events, domain)
+        tracker = past_states.fork(current_tracker)
+        tracker.model_id = tracker.assistant_id = tracker.sender_source = None
+        added = [
+            SlotSet(REQUESTED_SLOT, self.get_slot_to_fill(current_tracker)),
+            ActionExecuted(self.name()),
+            *additional_events,
+        ]
+        for event in added:
+            tracker.update(event)
+        return tracker
+
+    FormAction._temporary_tracker = _temporary_tracker
+
+
 def match_rules_within_their_length() -> None:
     """``RulePolicy._get_possible_keys`` (rasa/core/policies/rule_policy.py, 3.6.21 line 913)
     narrows the trained rules down to those that fit the conversation, going back one state at
@@ -429,6 +471,7 @@ SPEEDUPS: tuple[Callable[[], None], ...] = (
     ask_the_rule_policy_first,
     serialise_endpoint_requests_with_ujson,
     send_form_validation_the_latest_turn,
+    copy_the_tracker_for_form_validation,
     match_rules_within_their_length,
     format_rule_states_only_for_a_debug_log,
 )

@@ -306,6 +306,28 @@ def _form_validation_body(tracker_db: Path) -> dict[str, Any]:
     }
 
 
+def _form_validation_tracker(tracker_db: Path) -> dict[str, Any]:
+    """The tracker a form's validation is called with, at the end of the longest conversation:
+    replayed (Rasa), then copied."""
+    from rasa.core.actions.forms import FormAction
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import SlotSet
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    domain = Domain.load(str(ROOT / "domain.yml"))
+    tracker = DialogueStateTracker.from_dict("bench", stored_conversation(tracker_db), domain.slots)
+    action = FormAction("balance_form", None)
+    candidate = [SlotSet("serial_number", "1712345678901234567")]
+    original = speedups.ORIGINALS["copy_the_tracker_for_form_validation"]
+    return {
+        "name": "copy_the_tracker_for_form_validation",
+        "what": f"the tracker a form's validation is called with, {len(tracker.events)} events",
+        "before_us": _per_call(lambda: original(action, tracker, candidate, domain)),
+        "after_us": _per_call(lambda: action._temporary_tracker(tracker, candidate, domain)),
+        "per_turn": "once or twice on a form's turn",
+    }
+
+
 def _rule_policy_lines(tracker_db: Path) -> list[dict[str, Any]]:
     """The trained rule policy at the end of the longest conversation: fitting the rules to
     its states (both lookups, as a prediction does), and formatting the states for the debug
@@ -407,6 +429,7 @@ def measure(tracker_db: Path) -> list[dict[str, Any]]:
         _rule_first(tracker_db),
         _action_call_json(tracker_db),
         _form_validation_body(tracker_db),
+        _form_validation_tracker(tracker_db),
         *_rule_policy_lines(tracker_db),
         *_store_figures(tracker_db),
     ]

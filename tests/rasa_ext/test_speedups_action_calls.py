@@ -1,6 +1,7 @@
-"""``send_form_validation_the_latest_turn`` (bot/rasa_ext/speedups.py): a form's validation
-action is sent the events from the latest message on, and answers as it did with the whole
-conversation. On every form turn of the recorded bench conversation (the tracker as Rasa's
+"""``copy_the_tracker_for_form_validation`` (bot/rasa_ext/speedups.py): the tracker a form's
+validation is called with is the one Rasa 3.6.21 replays. ``send_form_validation_the_latest_turn``:
+a form's validation action is sent the events from the latest message on, and answers as it did
+with the whole conversation. On every form turn of the recorded bench conversation (the tracker as Rasa's
 ``FormAction`` hands it to the validation, with a slot candidate): the body is Rasa's but for
 the events, and everything a validation reads of it (through rasa_sdk's ``Tracker``) is the
 same. And the project's validation code reads no events (by its source: no path from a form
@@ -9,6 +10,7 @@ validation to code that does)."""
 from __future__ import annotations
 
 import ast
+import copy
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -16,8 +18,9 @@ from typing import Any
 from rasa.core.actions.action import RemoteAction
 from rasa.core.actions.forms import FormAction
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import SlotSet, UserUttered
+from rasa.shared.core.events import ActionExecuted, Event, Restarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.constants import METADATA_MODEL_ID
 from rasa.utils.endpoints import EndpointConfig
 from rasa_sdk import Tracker
 
@@ -53,6 +56,59 @@ def _form_turns() -> Iterator[tuple[str, DialogueStateTracker]]:
         requested = action.get_slot_to_fill(tracker) or "serial_number"
         candidate = [SlotSet(requested, tracker.latest_message.text or "x")]
         yield form, action._temporary_tracker(tracker, candidate, DOMAIN)
+
+
+def _stored(event: Event, index: int, count: int) -> dict[str, Any]:
+    """The event as stored; the three the form adds are made anew each time: not their time."""
+    stored = event.as_dict()
+    if index >= count - 3:
+        stored.pop("timestamp")
+    return stored
+
+
+def _same_tracker(ours: DialogueStateTracker, rasas: DialogueStateTracker) -> None:
+    assert vars(ours).keys() == vars(rasas).keys()
+    for name, value in vars(rasas).items():
+        mine = vars(ours)[name]
+        if name == "events":
+            assert type(mine) is type(value) and mine.maxlen == value.maxlen
+            assert [_stored(e, i, len(mine)) for i, e in enumerate(mine)] == [
+                _stored(e, i, len(value)) for i, e in enumerate(value)
+            ]
+        elif name == "slots":
+            assert {n: vars(s) for n, s in mine.items()} == {n: vars(s) for n, s in value.items()}
+        else:
+            assert mine == value, name
+
+
+def test_the_validations_tracker_is_the_one_rasa_replays() -> None:
+    """On each form turn (the conversation carrying a model and assistant id, as a server's
+    does: Rasa's replay writes them into none of the events it adds), and a conversation with
+    a restart in it (replayed from after it, as Rasa does)."""
+    original = speedups.ORIGINALS["copy_the_tracker_for_form_validation"]
+    checked = 0
+    for tracker in recorded_trackers(DOMAIN):
+        form = tracker.active_loop_name
+        if form not in DOMAIN.form_names:
+            continue
+        tracker.model_id, tracker.assistant_id = "model-1", "assistant-1"
+        action = FormAction(form, ENDPOINT)
+        candidate = [SlotSet(action.get_slot_to_fill(tracker) or "serial_number", "x")]
+        slots, loop = tracker.current_slot_values(), copy.copy(tracker.active_loop)
+        ours = action._temporary_tracker(tracker, candidate, DOMAIN)
+        _same_tracker(ours, original(action, tracker, candidate, DOMAIN))
+        assert (tracker.current_slot_values(), tracker.active_loop) == (slots, loop)
+        assert all(METADATA_MODEL_ID not in e.metadata for e in list(ours.events)[-3:])
+        assert len(tracker.events) == len(ours.events) - 3  # the conversation's, unchanged
+        checked += 1
+        restarted = tracker.copy()
+        restarted.update(Restarted())
+        restarted.update(ActionExecuted(form))
+        _same_tracker(
+            action._temporary_tracker(restarted, candidate, DOMAIN),
+            original(action, restarted, candidate, DOMAIN),
+        )
+    assert checked > 20
 
 
 def _bodies(form: str, tracker: DialogueStateTracker) -> tuple[dict[str, Any], dict[str, Any]]:
