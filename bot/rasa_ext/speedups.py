@@ -24,6 +24,7 @@ import copy
 import itertools
 import json
 import logging
+import math
 from collections.abc import Callable, Hashable, Iterator
 from contextvars import ContextVar
 from typing import Any
@@ -355,6 +356,32 @@ def _latest_message_at(tracker: DialogueStateTracker) -> int | None:
     return None
 
 
+def copy_trackers_without_replaying() -> None:
+    """``DialogueStateTracker.copy`` (rasa/shared/core/trackers.py, 3.6.21 line 620) makes a
+    new tracker (``init_copy``) and replays every event of the conversation into it; the
+    processor copies the conversation before each action it runs (``_run_action``,
+    processor.py line 980: about 2.4 a turn) and a form before it first runs (forms.py line
+    733). Here the tracker is copied as it stands (``past_states.fork``), made as
+    ``init_copy`` makes one (no model or assistant id, no sender source). The same tracker:
+    one is its events replayed (Rasa 3.6.21 changes a tracker only through events). A
+    conversation with an event whose time is not a number (the replay stops there) and any
+    subclass (the training's trackers) are copied as before."""
+    original = DialogueStateTracker.copy
+    ORIGINALS.setdefault("copy_trackers_without_replaying", original)
+
+    def copy_tracker(self: DialogueStateTracker) -> DialogueStateTracker:
+        if type(self) is not DialogueStateTracker or not all(
+            event.timestamp <= math.inf for event in self.events
+        ):
+            return original(self)
+        copied = past_states.fork(self)
+        copied.sender_id = self.sender_id or ""
+        copied.model_id = copied.assistant_id = copied.sender_source = None
+        return copied
+
+    DialogueStateTracker.copy = copy_tracker
+
+
 def copy_the_tracker_for_form_validation() -> None:
     """``FormAction._temporary_tracker`` (rasa/core/actions/forms.py, 3.6.21 line 283) makes
     the tracker a form's validation is called with by replaying every event of the
@@ -471,6 +498,7 @@ SPEEDUPS: tuple[Callable[[], None], ...] = (
     ask_the_rule_policy_first,
     serialise_endpoint_requests_with_ujson,
     send_form_validation_the_latest_turn,
+    copy_trackers_without_replaying,
     copy_the_tracker_for_form_validation,
     match_rules_within_their_length,
     format_rule_states_only_for_a_debug_log,
