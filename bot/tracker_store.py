@@ -120,6 +120,7 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
             self.sessionmaker = sa.orm.sessionmaker(bind=self.engine)
         self._stored: dict[str, _Stored] = {}
         self._statements: dict[bool, sa.sql.Select] = {}
+        self._version_statement: sa.sql.Select | None = None
         self._kept: collections.OrderedDict[str, _Kept] = collections.OrderedDict()
         self._check_kept = get_settings().tracker_cache_check
 
@@ -179,12 +180,12 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
 
     def _version(self, session: Any, sender_id: str) -> tuple[int, int]:
         """The conversation's row count and highest row id (0, 0 when it has none)."""
-        table = self.SQLEvent.__table__
-        count, highest = session.execute(
-            sa.select(sa.func.count(), sa.func.max(table.c.id)).where(
-                table.c.sender_id == sender_id
+        if self._version_statement is None:  # built once, as the loads' (events_statement)
+            table = self.SQLEvent.__table__
+            self._version_statement = sa.select(sa.func.count(), sa.func.max(table.c.id)).where(
+                table.c.sender_id == sa.bindparam("sender_id")
             )
-        ).one()
+        count, highest = session.execute(self._version_statement, {"sender_id": sender_id}).one()
         return int(count), int(highest or 0)
 
     def _check(self, session: Any, statement: Any, sender_id: str, kept: _Kept) -> None:
