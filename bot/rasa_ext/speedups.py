@@ -1,11 +1,14 @@
 """Where the project makes Rasa 3.6.21's turn cheaper without changing what a turn does.
 
-Each speed-up is one function below (the largest, asking the rule policy first, is a module of
-its own: ``rule_first.py``) that replaces one piece of Rasa 3.6.21 (named in its docstring) with
-code that returns the same results for the same inputs; each has a test in
-tests/rasa_ext/test_speedups*.py that runs the original and the replacement on real inputs and
-compares, and a line in docs/performance.md (``make bench``, ``scripts/bench/speedups.py``)
-with its gain. (The tracker store's own savings are methods of bot/tracker_store.py.)
+Each speed-up is one function below (the two largest are modules of their own: asking the rule
+policy first, ``rule_first.py``, and the past states carried forward, ``past_states.py``) that
+replaces one piece of Rasa 3.6.21 (named in its docstring) with code that returns the same
+results for the same inputs (one, ``send_form_validation_the_latest_turn``, sends the action
+server less, and the test shows that what the receiving code reads of it is the same); each has
+a test in tests/rasa_ext/test_speedups*.py that runs the original and the replacement on real
+inputs and compares, and a line in docs/performance.md (``make bench``,
+``scripts/bench/speedups.py``) with its gain. (The tracker store's own savings are methods of
+bot/tracker_store.py.)
 
 ``apply()`` installs them all, once. It is called by ``bot/tracker_store.py`` when Rasa imports
 that module for ``endpoints.yml`` (``make run``, and ``make run-scaled`` through
