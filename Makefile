@@ -62,7 +62,7 @@ evaluate: setup train
 	@$(BIN)/python scripts/evaluate.py
 
 # The assistant, its scaled topology and a plain `rasa init` bot under the same load, side by
-# side; writes docs/performance.md (README: Performance). Takes about 20 minutes.
+# side; writes docs/performance.md (README: Performance). Takes about 15 minutes.
 bench: setup train
 	@scripts/setup_web.sh --no-browser
 	@scripts/install_haproxy.sh --optional
