@@ -41,12 +41,12 @@ def policy() -> Iterator[tuple[RulePolicy, Domain]]:
 
 
 @pytest.fixture
-def structlog_at(request: pytest.FixtureRequest) -> Iterator[None]:
+def structlog_at(request: pytest.FixtureRequest) -> Iterator[int]:
     """Rasa's structlog configuration at a level (``rasa/utils/log_utils.py``), then back."""
     saved = structlog.get_config()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(request.param))
     try:
-        yield
+        yield int(request.param)
     finally:
         structlog.configure(**saved)
 
@@ -96,21 +96,16 @@ def test_a_rule_longer_than_the_conversation_is_judged_to_its_start(
         )
 
 
-@pytest.mark.parametrize("structlog_at", [logging.DEBUG], indirect=True)
-@pytest.mark.usefixtures("structlog_at")
-def test_with_debug_lines_kept_the_states_are_formatted_as_before(
-    policy: tuple[RulePolicy, Domain],
+@pytest.mark.parametrize(
+    "structlog_at", [logging.DEBUG, logging.INFO, logging.WARNING], indirect=True
+)
+def test_the_states_are_formatted_only_for_a_debug_line_kept(
+    policy: tuple[RulePolicy, Domain], structlog_at: int
 ) -> None:
     rule_policy, domain = policy
     states = rule_policy._prediction_states(recorded_trackers(domain)[-1], domain, False)
-    assert RulePolicy.format_tracker_states(states) == ORIGINAL_FORMAT(states) != ""
-
-
-@pytest.mark.parametrize("structlog_at", [logging.INFO, logging.WARNING], indirect=True)
-@pytest.mark.usefixtures("structlog_at")
-def test_with_debug_lines_dropped_nothing_is_formatted(
-    policy: tuple[RulePolicy, Domain],
-) -> None:
-    rule_policy, domain = policy
-    states = rule_policy._prediction_states(recorded_trackers(domain)[-1], domain, False)
-    assert RulePolicy.format_tracker_states(states) == ""
+    formatted = RulePolicy.format_tracker_states(states)
+    if structlog_at == logging.DEBUG:
+        assert formatted == ORIGINAL_FORMAT(states) != ""
+    else:
+        assert formatted == ""
