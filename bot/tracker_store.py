@@ -120,7 +120,10 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
             self.sessionmaker = sa.orm.sessionmaker(bind=self.engine)
         self._stored: dict[str, _Stored] = {}
         self._statements: dict[bool, sa.sql.Select] = {}
-        self._version_statement: sa.sql.Select | None = None
+        table = self.SQLEvent.__table__  # the row count and highest id, for the kept ones
+        self._version_statement = sa.select(sa.func.count(), sa.func.max(table.c.id)).where(
+            table.c.sender_id == sa.bindparam("sender_id")
+        )
         self._kept: collections.OrderedDict[str, _Kept] = collections.OrderedDict()
         self._check_kept = get_settings().tracker_cache_check
 
@@ -180,11 +183,6 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
 
     def _version(self, session: Any, sender_id: str) -> tuple[int, int]:
         """The conversation's row count and highest row id (0, 0 when it has none)."""
-        if self._version_statement is None:  # built once, as the loads' (events_statement)
-            table = self.SQLEvent.__table__
-            self._version_statement = sa.select(sa.func.count(), sa.func.max(table.c.id)).where(
-                table.c.sender_id == sa.bindparam("sender_id")
-            )
         count, highest = session.execute(self._version_statement, {"sender_id": sender_id}).one()
         return int(count), int(highest or 0)
 

@@ -71,7 +71,7 @@ def server_env(extra_env: dict[str, str] | None = None) -> dict[str, str]:
     }
 
 
-def no_kept_conversation_differed(logs: Path) -> None:
+def nothing_kept_differed(logs: Path) -> None:
     """Fail the tests that used these servers if any Rasa server found a conversation it kept in
     memory different from the database, or a prediction's past states carried forward different
     from Rasa's own pass (``GIFTBOT_TRACKER_CACHE_CHECK``: bot/tracker_store.py,
@@ -212,7 +212,7 @@ class Servers:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
-        no_kept_conversation_differed(self.var_dir / "log")
+        nothing_kept_differed(self.var_dir / "log")
 
     def chat(self, token: str | None = None) -> Chat:
         return Chat(self.rasa_url, f"test-{uuid.uuid4().hex[:12]}", token)
@@ -374,7 +374,7 @@ class Topology:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        no_kept_conversation_differed(self.var_dir / "log")
+        nothing_kept_differed(self.var_dir / "log")
 
     def chat(self, token: str | None = None, rasa_url: str | None = None) -> Chat:
         return Chat(rasa_url or self.rasa_url, f"test-{uuid.uuid4().hex[:12]}", token)

@@ -230,13 +230,8 @@ def both_variants(
 ) -> tuple[list[State], list[State]]:
     """``Domain.states_for_tracker_history`` with ``ignore_rule_only_turns`` False and True,
     going on from this conversation's history where the tracker continues it."""
-    key = (
-        id(domain),
-        tracker.sender_id,
-        tracker.is_rule_tracker,
-        omit_unset_slots,
-        rule_only_key,
-    )
+    # One history per conversation and arguments; another domain (a new model) replaces it.
+    key = (tracker.sender_id, tracker.is_rule_tracker, omit_unset_slots, rule_only_key)
     with _lock:  # taken while in use: a concurrent caller (none in Rasa) starts its own
         history = _histories.pop(key, None)
     applied = tracker.applied_events()

@@ -170,7 +170,7 @@ def share_past_states_within_a_prediction() -> None:
             # made (no caller has them yet; each gets a copy); the tracker and its events
             # stay alive with the memo: no id in a key is reused.
             variants = past_states.both_variants(
-                self, tracker, omit_unset_slots, rule_only_data, key[-1]
+                self, tracker, omit_unset_slots, rule_only_data, _rule_only_key(rule_only_data)
             )
             if get_settings().tracker_cache_check:
                 for ignore, states in zip((False, True), variants, strict=True):
@@ -251,6 +251,14 @@ def _event_ids(tracker: DialogueStateTracker) -> tuple[int, ...]:
     return tuple(map(id, tracker.events))
 
 
+def _rule_only_key(rule_only_data: dict[str, Any] | None) -> Hashable:
+    """The rule policy's rule-only slots and loops, hashable (a TypeError: of a shape Rasa
+    3.6.21 does not make)."""
+    if rule_only_data is None:
+        return None
+    return tuple(sorted((k, tuple(v)) for k, v in rule_only_data.items()))
+
+
 def _states_key(
     domain: Domain,
     tracker: DialogueStateTracker,
@@ -259,11 +267,7 @@ def _states_key(
     rule_only_data: dict[str, Any] | None,
 ) -> tuple[Hashable, ...] | None:
     try:
-        rule_only = (
-            None
-            if rule_only_data is None
-            else tuple(sorted((k, tuple(v)) for k, v in rule_only_data.items()))
-        )
+        rule_only = _rule_only_key(rule_only_data)
         key = (
             "states",
             id(domain),
@@ -330,10 +334,8 @@ def send_form_validation_the_latest_turn() -> None:
         name = self.name()
         if not name.startswith("validate_") or name[len("validate_") :] not in domain.form_names:
             return original(self, tracker, domain)
-        latest = _latest_message_at(tracker)
-        if latest is None:
-            return original(self, tracker, domain)
         state = tracker.current_state(EventVerbosity.NONE)
+        latest = _latest_message_at(tracker)
         state["events"] = [e.as_dict() for e in itertools.islice(tracker.events, latest, None)]
         result = {
             "next_action": name,
@@ -351,12 +353,13 @@ def send_form_validation_the_latest_turn() -> None:
     RemoteAction._action_call_format = _action_call_format
 
 
-def _latest_message_at(tracker: DialogueStateTracker) -> int | None:
-    """The position of the tracker's latest message among its events."""
+def _latest_message_at(tracker: DialogueStateTracker) -> int:
+    """The position of the tracker's latest message among its events (0: none yet, so that
+    every event is sent)."""
     for back, event in enumerate(reversed(tracker.events)):
         if isinstance(event, UserUttered):
             return len(tracker.events) - 1 - back
-    return None
+    return 0
 
 
 def copy_trackers_without_replaying() -> None:
@@ -377,12 +380,20 @@ def copy_trackers_without_replaying() -> None:
             event.timestamp <= math.inf for event in self.events
         ):
             return original(self)
-        copied = past_states.fork(self)
+        copied = _made_anew(self)
         copied.sender_id = self.sender_id or ""
-        copied.model_id = copied.assistant_id = copied.sender_source = None
         return copied
 
     DialogueStateTracker.copy = copy_tracker
+
+
+def _made_anew(tracker: DialogueStateTracker) -> DialogueStateTracker:
+    """``past_states.fork`` of a tracker, as Rasa makes a new one (``init_copy``,
+    ``from_events``): no model or assistant id (``update`` would write them into the events
+    applied to it), no sender source."""
+    copied = past_states.fork(tracker)
+    copied.model_id = copied.assistant_id = copied.sender_source = None
+    return copied
 
 
 def copy_the_tracker_for_form_validation() -> None:
@@ -411,8 +422,7 @@ def copy_the_tracker_for_form_validation() -> None:
             or any(isinstance(event, Restarted) for event in current_tracker.events)
         ):
             return original(self, current_tracker, additional_events, domain)
-        tracker = past_states.fork(current_tracker)
-        tracker.model_id = tracker.assistant_id = tracker.sender_source = None
+        tracker = _made_anew(current_tracker)
         added = [
             SlotSet(REQUESTED_SLOT, self.get_slot_to_fill(current_tracker)),
             ActionExecuted(self.name()),

@@ -121,7 +121,6 @@ Run = load.Run
 
 
 def measure(
-    name: str,
     stack: stacks.Stack,
     params: Parameters,
     results: report.Results,
@@ -163,14 +162,14 @@ def alternate(
     async def rounds() -> None:
         for number in range(1, params.paired_rounds + 1):
             pair: dict[str, Any] = {"round": number}
-            for stack in (plain, assistant):
+            for role, stack in (("plain", plain), ("assistant", assistant)):
                 async with load.Rest(stack.rasa_url) as transport:
                     run = await load.closed_loop(
                         transport, script, params.closed_shoppers, 1, f"paired-{number}"
                     )
                 figures = report.run_figures(run)
                 _print_run(stack.name, run.name, figures)
-                pair[stack.name] = figures
+                pair[role] = figures
             results.paired.append(pair)
 
     asyncio.run(rounds())
@@ -194,11 +193,11 @@ def bench(
         # The plain bot stays up, idle, while the assistant is measured: for the paired rounds.
         print("bench: starting the plain rasa init bot", flush=True)
         plain = running.enter_context(stacks.plain(work / "plain", model))
-        measure("the plain rasa init bot", plain, params, results)
+        measure(plain, params, results)
         progress(results)
         print("bench: starting the assistant", flush=True)
         mine = running.enter_context(assistant or stacks.assistant(work / "assistant"))
-        measure("the assistant", mine, params, results, samples)
+        measure(mine, params, results, samples)
         if mine.tracker_db is not None:
             results.speedups = speedups.measure(mine.tracker_db)
         if params.paired_rounds:
@@ -216,7 +215,7 @@ def bench(
             with stacks.scaled(
                 work / "scaled", params.rasa_instances, params.action_instances
             ) as scaled:
-                measure("the scaled topology", scaled, params, results)
+                measure(scaled, params, results)
         except Exception as exc:  # a missing service: the report says so, the rest stands
             print(f"bench: the scaled topology was not measured: {exc}", flush=True)
             results.skipped.append(f"scaled topology: {str(exc).splitlines()[0]}")

@@ -84,14 +84,15 @@ class Results:
     profile: str = ""
     skipped: list[str] = field(default_factory=list)
     paired: list[dict[str, Any]] = field(default_factory=list)
-    """The alternated 20-shopper runs: round number, then each stack's figures by its name."""
+    """The alternated 20-shopper runs: the round's number, and the figures of "plain" and of
+    "assistant"."""
 
     def paired_ratios(self) -> list[float]:
         """The assistant's throughput over the plain bot's, in each alternated round."""
         return [
-            pair["assistant"]["msg_per_s"] / pair["plain rasa init"]["msg_per_s"]
+            pair["assistant"]["msg_per_s"] / pair["plain"]["msg_per_s"]
             for pair in self.paired
-            if pair["plain rasa init"]["msg_per_s"]
+            if pair["plain"]["msg_per_s"]
         ]
 
     def stack(self, prefix: str) -> StackResult | None:
@@ -312,7 +313,7 @@ def markdown(results: Results, notes: str = "") -> str:
             "|---|---|---|---|",
         ]
         for pair in results.paired:
-            theirs, ours = pair["plain rasa init"]["msg_per_s"], pair["assistant"]["msg_per_s"]
+            theirs, ours = pair["plain"]["msg_per_s"], pair["assistant"]["msg_per_s"]
             lines.append(
                 f"| {pair['round']} | {theirs:.1f} msg/s | {ours:.1f} msg/s "
                 f"| {_ratio(ours, theirs)} |"

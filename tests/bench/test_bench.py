@@ -53,10 +53,10 @@ def test_every_turn_of_every_run_was_answered(results: report.Results) -> None:
 def test_the_alternated_rounds_drove_both_stacks(results: report.Results) -> None:
     """Both stacks up at once, each driven in turn; the one-instance target is read from
     these rounds."""
+    params = Parameters.tiny()
     assert [pair["round"] for pair in results.paired] == [1]
-    for name in ("plain rasa init", "assistant"):
-        run = results.paired[0][name]
-        params = Parameters.tiny()
+    for role in ("plain", "assistant"):
+        run = results.paired[0][role]
         assert run["messages"] == run["answered"] == params.closed_shoppers * params.turns
     (ratio,) = results.paired_ratios()
     assert ratio > 0

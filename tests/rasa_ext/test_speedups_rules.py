@@ -82,20 +82,6 @@ def test_the_same_rules_fit_and_the_same_action_is_found(
     assert found > 80  # rules fit most of the conversation: not a comparison of empty sets
 
 
-def test_a_rule_longer_than_the_conversation_is_judged_to_its_start(
-    policy: tuple[RulePolicy, Domain],
-) -> None:
-    """The walk stops past the longest rule left, never before the conversation's start."""
-    rule_policy, domain = policy
-    lookup = rule_policy.lookup[RULES]
-    longest = max(len(RulePolicy._rule_key_to_state(key)) for key in lookup)
-    for tracker in recorded_trackers(domain)[:5]:
-        states = rule_policy._prediction_states(tracker, domain, False)[: longest - 1]
-        assert rule_policy._get_possible_keys(lookup, states) == ORIGINAL_KEYS(
-            rule_policy, lookup, states
-        )
-
-
 @pytest.mark.parametrize(
     "structlog_at", [logging.DEBUG, logging.INFO, logging.WARNING], indirect=True
 )
